@@ -1,0 +1,71 @@
+//! Structured audit events: one JSON object per line, always with an
+//! `"event"` key, so log pipelines (and the test host) can pick them out of
+//! ordinary log text. Events carry masked samples only; the raw text of a
+//! prompt or response never appears here.
+
+use crate::finding::Finding;
+use serde::Serialize;
+
+/// Who and where a request is; scopes and counters are keyed by it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Subject {
+    pub tenant: String,
+    pub region: String,
+    pub route: String,
+    pub model: String,
+}
+
+/// The summary of one exchange, logged once at the end of the stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeEvent<'a> {
+    pub event: &'static str,
+    pub policy: &'a str,
+    pub request_id: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    #[serde(flatten)]
+    pub subject: &'a Subject,
+    /// Response status the client saw (0 when the stream ended without one).
+    pub status: u32,
+    /// Time from request headers to the end of the exchange, in milliseconds.
+    pub duration_ms: u64,
+    pub level: &'a str,
+    /// `forwarded`, `redacted`, `blocked`, `refused`, `too_large`.
+    pub outcome: &'a str,
+    /// Why a body was not inspected, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'a str>,
+    pub findings: &'a [Finding],
+    /// The count of requests in the current window after this one (all workers).
+    pub window_requests: u64,
+}
+
+/// One finding, logged on its own line so log pipelines can count and
+/// alert on findings without parsing exchange summaries.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingEvent<'a> {
+    pub event: &'static str,
+    pub policy: &'a str,
+    pub request_id: &'a str,
+    #[serde(flatten)]
+    pub subject: &'a Subject,
+    #[serde(flatten)]
+    pub finding: &'a Finding,
+}
+
+/// The housekeeping tick of the worker that holds the period's lease.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickEvent<'a> {
+    pub event: &'static str,
+    pub policy: &'a str,
+    pub period: u64,
+    pub worker: u32,
+    /// Requests counted in the window before the current one.
+    pub previous_window_requests: u64,
+}
+
+/// Serialises an event to one line. Events are plain data, so this cannot
+/// fail in practice; a failure yields a minimal event rather than a panic.
+pub fn to_line<T: Serialize>(event: &T) -> String {
+    serde_json::to_string(event).unwrap_or_else(|e| format!("{{\"event\":\"audit_error\",\"error\":{:?}}}", e.to_string()))
+}

@@ -1,0 +1,137 @@
+//! The engine: a compiled policy that inspects requests and responses and
+//! returns decisions as data. It knows nothing of Envoy or workers; the
+//! proxy-wasm and edge adapters act on what it returns.
+//!
+//! Compilation happens once per configuration (automata, regexes, rule
+//! profiles per route); inspecting is then lookups and scans.
+
+mod request;
+mod response;
+mod rules;
+mod samples;
+mod spans;
+
+pub use request::{RequestContext, RequestOutcome, RequestVerdict};
+pub use response::{BodyVerdict, FindingSource, ResponseMode, ResponseScanner};
+pub use rules::{kind_name, Profile, Rule};
+
+use crate::detect::custom::{CustomSet, CustomSpec};
+use crate::injection::InjectionScorer;
+use crate::literals::{blocked_terms_family, LiteralFamily, LiteralSet};
+use crate::policy::{Policy, PolicyError};
+use crate::topics::TopicSet;
+
+/// A policy compiled for the data path. Immutable; replaced whole on reconfigure.
+pub struct Engine {
+    policy: Policy,
+    profiles: Vec<Profile>,
+    custom: CustomSet,
+    /// Blocked terms and canaries: the literal families scanned on both sides.
+    literals: LiteralSet,
+    injection: InjectionScorer,
+    topics: TopicSet,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("policy", &self.policy.name).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Parses, validates and compiles a policy; the single entry point used
+    /// by the filter's `on_configure`, the edge `Guard` and `rheostat check`.
+    pub fn from_json(bytes: &[u8]) -> Result<Engine, PolicyError> {
+        Engine::compile(Policy::from_json(bytes)?)
+    }
+
+    /// Compiles a validated policy. Errors name the JSON path (a regex that
+    /// does not compile, a pattern with no usable prefilter, …).
+    pub fn compile(policy: Policy) -> Result<Engine, PolicyError> {
+        let specs: Vec<CustomSpec> = policy
+            .custom_patterns
+            .iter()
+            .map(|p| CustomSpec {
+                name: p.name.clone(),
+                pattern: p.pattern.clone(),
+                prefilter: p.prefilter.clone(),
+                max_span: p.max_span,
+            })
+            .collect();
+        let custom = CustomSet::compile(&specs).map_err(|e| {
+            let rendered = e.to_string();
+            // CustomError renders "[i].field: message"; hang it under our path.
+            match rendered.split_once(": ") {
+                Some((at, message)) => PolicyError::new(format!("custom_patterns{at}"), message),
+                None => PolicyError::new("custom_patterns", rendered),
+            }
+        })?;
+        let mut families: Vec<LiteralFamily> = Vec::new();
+        for (i, (_, terms)) in policy.blocked_terms.iter().enumerate() {
+            families.push(blocked_terms_family(i as u16, terms));
+        }
+        if !policy.canaries.is_empty() {
+            families.push(crate::leak::canary_family(&policy.canaries));
+        }
+        let literals =
+            LiteralSet::build(&families).map_err(|e| PolicyError::new("blocked_terms", format!("cannot compile: {e}")))?;
+        let extra: Vec<(String, f32)> =
+            policy.injection.phrases.iter().map(|p| (p.phrase.clone(), p.weight)).collect();
+        let injection = InjectionScorer::new(&extra, policy.injection.suspect_score, policy.injection.block_score)
+            .map_err(|e| PolicyError::new("injection.phrases", e))?;
+        let topics = TopicSet::with_defaults();
+        let topic_names: Vec<String> = topics.topics().iter().map(|t| t.name.clone()).collect();
+        let names: Vec<&str> = topic_names.iter().map(String::as_str).collect();
+        for (i, route) in policy.routes.iter().enumerate() {
+            for (j, topic) in route.topics.iter().enumerate() {
+                if !names.contains(&topic.as_str()) {
+                    return Err(PolicyError::new(
+                        format!("routes[{i}].topics[{j}]"),
+                        format!("unknown topic {topic:?} (expected one of: {})", names.join(", ")),
+                    ));
+                }
+            }
+        }
+        let mut profiles = vec![rules::build_profile(&policy, None, &names)];
+        for route in &policy.routes {
+            profiles.push(rules::build_profile(&policy, Some(route), &names));
+        }
+        Ok(Engine { policy, profiles, custom, literals, injection, topics })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The profile index for a request path (0 is the default profile).
+    pub fn profile_for(&self, path: &str) -> usize {
+        let path = path.split('?').next().unwrap_or_default();
+        self.policy
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| path.starts_with(&r.path_prefix))
+            .max_by_key(|(_, r)| r.path_prefix.len())
+            .map_or(0, |(i, _)| i + 1)
+    }
+
+    pub fn profile(&self, index: usize) -> &Profile {
+        &self.profiles[index.min(self.profiles.len() - 1)]
+    }
+
+    /// One line for logs and `rheostat check`.
+    pub fn summary(&self) -> String {
+        let rules: usize = self.profiles[0].rules.len();
+        format!(
+            "{}; {} detector rules, {} routes, {} custom patterns, {} literal patterns",
+            self.policy.summary(),
+            rules,
+            self.policy.routes.len(),
+            self.custom.len(),
+            self.literals.pattern_count()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

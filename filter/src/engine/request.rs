@@ -1,0 +1,188 @@
+//! Request inspection: parse the provider request, scan every prompt text
+//! (PII, secrets, blocked terms, injection), and decide: forward, forward a
+//! rewritten body, or block with an error in the provider's own shape.
+
+use super::samples::Samples;
+use super::spans::{SideOf, SpanContext};
+use super::Engine;
+use crate::codec::{self, Locator, Provider, SegmentKind};
+use crate::detect::redact::PseudonymKey;
+use crate::finding::{Action, DetectorKind, Finding};
+use crate::holdback::{redact_str, HoldbackConfig, Redaction, SpanAction, SpanDetector};
+use crate::injection::Level;
+
+/// What the response side needs to know about the request it answers.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub provider: Option<Provider>,
+    pub profile: usize,
+    pub stream: bool,
+    pub model: Option<String>,
+    /// The request's system prompt, fingerprinted on the response side to
+    /// catch a completion that echoes it.
+    pub system_prompt: String,
+    /// The client asked for JSON output (`response_format` json_object / json_schema).
+    pub wants_json: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestOutcome {
+    /// Send the body on unchanged.
+    Forward,
+    /// Send this body instead (redacted prompts).
+    Rewrite(Vec<u8>),
+    /// Answer locally with this status and body; the upstream never sees the request.
+    Block { status: u16, body: Vec<u8> },
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestVerdict {
+    pub context: RequestContext,
+    pub findings: Vec<Finding>,
+    pub outcome: RequestOutcome,
+    /// The highest injection score of any user-controlled text.
+    pub injection_score: f32,
+    /// Scored between the suspect and block thresholds: a candidate for verification.
+    pub suspect: bool,
+    /// Why the body was not inspected, when it was not (`"not JSON"`, …).
+    pub uninspected: Option<String>,
+}
+
+/// Adapts the span finder to the scanner interface, for one-shot redaction
+/// with the same merge rules as streams.
+struct RequestSpans<'a>(SpanContext<'a>, usize);
+
+impl SpanDetector for RequestSpans<'_> {
+    fn max_span(&self) -> usize {
+        self.1
+    }
+    fn context(&self) -> usize {
+        32
+    }
+    fn find(&self, text: &str, out: &mut Vec<Redaction>) {
+        self.0.find(text, out)
+    }
+    fn action(&self, tag: u32) -> SpanAction {
+        let rule = self.0.samples.rule_of(tag).map(|r| self.0.profile.rule(r).action);
+        match rule {
+            Some(Action::Block) => SpanAction::Block,
+            Some(Action::Redact) => SpanAction::Redact,
+            _ => SpanAction::Report,
+        }
+    }
+}
+
+impl Engine {
+    /// Inspects a complete request body sent to `path`.
+    pub fn inspect_request(&self, path: &str, body: &[u8], key: &PseudonymKey) -> RequestVerdict {
+        let profile_index = self.profile_for(path);
+        let profile = self.profile(profile_index);
+        let mut verdict = RequestVerdict {
+            context: RequestContext { profile: profile_index, ..RequestContext::default() },
+            findings: Vec::new(),
+            outcome: RequestOutcome::Forward,
+            injection_score: 0.0,
+            suspect: false,
+            uninspected: None,
+        };
+        if body.is_empty() {
+            return verdict;
+        }
+        let view = match codec::parse_request(path, body) {
+            Ok(view) => view,
+            Err(e) => {
+                verdict.uninspected = Some(e.to_string());
+                if profile.fail_closed {
+                    verdict.outcome = RequestOutcome::Block {
+                        status: 400,
+                        body: codec::error_body(
+                            Provider::from_path(path).unwrap_or(Provider::Unknown),
+                            400,
+                            "The request could not be inspected and this route does not accept uninspected requests.",
+                        ),
+                    };
+                }
+                return verdict;
+            }
+        };
+        verdict.context.provider = Some(view.provider);
+        verdict.context.stream = view.stream;
+        verdict.context.model = view.model.clone();
+        verdict.context.system_prompt = view.system_prompt.clone();
+        verdict.context.wants_json = matches!(view.response_format.as_deref(), Some("json_object" | "json_schema"));
+
+        let samples = Samples::default();
+        let spans = RequestSpans(
+            SpanContext { engine: self, profile, side: SideOf::Request, samples: &samples, key },
+            self.policy.redaction.max_span_bytes.max(crate::detect::secrets::PEM_MAX_SPAN),
+        );
+        let mut edits: Vec<(Locator, String)> = Vec::new();
+        let mut blocked = false;
+        for segment in &view.segments {
+            let redacted = redact_str(&spans, HoldbackConfig::default(), &segment.text);
+            for applied in &redacted.redactions {
+                let Some((rule_index, sample)) = samples.get(applied.tag) else { continue };
+                let rule = profile.rule(rule_index);
+                blocked |= rule.action == Action::Block;
+                verdict.findings.push(Finding {
+                    detector: rule.name.clone(),
+                    category: rule.category,
+                    severity: rule.severity,
+                    action: rule.action,
+                    start: applied.start,
+                    end: applied.end,
+                    sample,
+                });
+            }
+            if redacted.changed && !blocked {
+                edits.push((segment.locator, redacted.text));
+            }
+            // Operators write system prompts; users (and tools they control) inject.
+            let user_controlled = matches!(segment.kind, SegmentKind::Text | SegmentKind::ToolResult)
+                && segment.role != "assistant";
+            if user_controlled {
+                if let Some((_, rule)) = profile.rule_on(DetectorKind::Injection, true) {
+                    let score = self.injection.score(&segment.text);
+                    verdict.injection_score = verdict.injection_score.max(score.score);
+                    if score.level != Level::Clean {
+                        let block = score.level == Level::Block;
+                        let action = if block { rule.action } else { Action::Flag };
+                        blocked |= action == Action::Block;
+                        verdict.suspect |= !block;
+                        let (start, end) = score.signals.first().map_or((0, 0), |s| s.span_in_original);
+                        verdict.findings.push(Finding {
+                            detector: if block { rule.name.clone() } else { format!("{}:suspect", rule.name) },
+                            category: rule.category,
+                            severity: rule.severity,
+                            action,
+                            start,
+                            end,
+                            sample: format!(
+                                "score {:.2}: {}",
+                                score.score,
+                                score
+                                    .signals
+                                    .iter()
+                                    .take(3)
+                                    .map(|s| format!("{:?}", s.family).to_lowercase())
+                                    .collect::<Vec<_>>()
+                                    .join("+")
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        verdict.outcome = if blocked {
+            RequestOutcome::Block {
+                status: 403,
+                body: codec::error_body(view.provider, 403, "The request was blocked by a content policy."),
+            }
+        } else if edits.is_empty() {
+            RequestOutcome::Forward
+        } else {
+            RequestOutcome::Rewrite(codec::rewrite_request(body, &edits))
+        };
+        verdict
+    }
+}

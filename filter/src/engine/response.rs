@@ -1,0 +1,202 @@
+//! Response inspection: how to handle a response (stream, buffer, pass,
+//! refuse), the span scanner streams and buffered bodies share, and the
+//! verdict on a buffered body.
+
+use super::request::RequestContext;
+use super::samples::Samples;
+use super::spans::{SideOf, SpanContext};
+use super::Engine;
+use crate::codec::{self, Fallback, Provider};
+use crate::detect::redact::PseudonymKey;
+use crate::finding::{Action, Finding};
+use crate::holdback::{HoldbackConfig, Redaction, SpanAction, SpanDetector};
+use crate::stream::{rewrite_json_response_with, OpaquePolicy, OverflowPolicy, ResponseStream, StreamOptions};
+use std::rc::Rc;
+
+/// How the adapter must handle a response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// SSE: scan frame by frame through a [`ResponseStream`].
+    Stream(Provider),
+    /// JSON: buffer the whole body (up to the policy's limit), then inspect it.
+    Buffer(Provider),
+    /// Forward untouched; the reason goes into the audit event.
+    Pass(String),
+    /// The route fails closed and this response cannot be inspected.
+    Refuse(String),
+}
+
+/// The response-side span detector. One per response: it carries the
+/// stream's pseudonym key and its interned samples.
+pub struct ResponseScanner {
+    engine: Rc<Engine>,
+    profile: usize,
+    samples: Rc<Samples>,
+    key: PseudonymKey,
+    max_span: usize,
+}
+
+impl ResponseScanner {
+    fn context(&self) -> SpanContext<'_> {
+        SpanContext {
+            engine: &self.engine,
+            profile: self.engine.profile(self.profile),
+            side: SideOf::Response,
+            samples: &self.samples,
+            key: &self.key,
+        }
+    }
+}
+
+impl SpanDetector for ResponseScanner {
+    fn max_span(&self) -> usize {
+        self.max_span
+    }
+    fn context(&self) -> usize {
+        // Word boundaries and separators need a few bytes; the IPv4 rule
+        // (no version-string prefix) looks furthest, 16 bytes.
+        32
+    }
+    fn find(&self, text: &str, out: &mut Vec<Redaction>) {
+        self.context().find(text, out)
+    }
+    fn action(&self, tag: u32) -> SpanAction {
+        let profile = self.engine.profile(self.profile);
+        match self.samples.rule_of(tag).map(|r| profile.rule(r).action) {
+            Some(Action::Block) => SpanAction::Block,
+            Some(Action::Redact) => SpanAction::Redact,
+            _ => SpanAction::Report,
+        }
+    }
+}
+
+/// Turns scanner tags back into findings.
+#[derive(Clone)]
+pub struct FindingSource {
+    engine: Rc<Engine>,
+    profile: usize,
+    samples: Rc<Samples>,
+}
+
+impl FindingSource {
+    pub fn finding(&self, tag: u32, start: usize, end: usize) -> Option<Finding> {
+        let (rule_index, sample) = self.samples.get(tag)?;
+        let rule = self.engine.profile(self.profile).rule(rule_index);
+        Some(Finding {
+            detector: rule.name.clone(),
+            category: rule.category,
+            severity: rule.severity,
+            action: rule.action,
+            start,
+            end,
+            sample,
+        })
+    }
+}
+
+/// The verdict on a buffered response body.
+#[derive(Debug, Clone)]
+pub struct BodyVerdict {
+    /// The body to send instead, when it changed (redacted or withheld).
+    pub body: Option<Vec<u8>>,
+    pub findings: Vec<Finding>,
+    pub blocked: bool,
+}
+
+impl Engine {
+    /// Decides how to handle a response from its status and headers.
+    pub fn response_mode(
+        &self,
+        request: &RequestContext,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) -> ResponseMode {
+        let profile = self.profile(request.profile);
+        let uninspectable = |reason: String| {
+            if profile.fail_closed {
+                ResponseMode::Refuse(reason)
+            } else {
+                ResponseMode::Pass(reason)
+            }
+        };
+        if let Some(encoding) = content_encoding.map(str::trim).filter(|e| !e.is_empty() && *e != "identity") {
+            return uninspectable(format!("compressed response ({encoding})"));
+        }
+        let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let provider = request.provider.unwrap_or(Provider::Unknown);
+        match media.as_str() {
+            "text/event-stream" => ResponseMode::Stream(provider),
+            "application/json" => ResponseMode::Buffer(provider),
+            _ if request.provider.is_none() => ResponseMode::Pass("not an LLM API request".into()),
+            "" => uninspectable("response without a content-type".into()),
+            other => uninspectable(format!("unexpected content-type {other}")),
+        }
+    }
+
+    fn scanner(self: &Rc<Self>, request: &RequestContext, key: PseudonymKey) -> (ResponseScanner, FindingSource) {
+        let samples = Rc::new(Samples::default());
+        let scanner = ResponseScanner {
+            engine: Rc::clone(self),
+            profile: request.profile,
+            samples: Rc::clone(&samples),
+            key,
+            max_span: self.policy.redaction.max_span_bytes,
+        };
+        let source = FindingSource { engine: Rc::clone(self), profile: request.profile, samples };
+        (scanner, source)
+    }
+
+    fn holdback_config(&self) -> HoldbackConfig {
+        HoldbackConfig { step: self.policy.redaction.step_bytes }
+    }
+
+    /// A redacting stream over an SSE response, and the way to name its findings.
+    pub fn open_stream(
+        self: &Rc<Self>,
+        request: &RequestContext,
+        provider: Provider,
+        key: PseudonymKey,
+    ) -> (ResponseStream<ResponseScanner>, FindingSource) {
+        let (scanner, source) = self.scanner(request, key);
+        let fail_closed = self.profile(request.profile).fail_closed;
+        let options = StreamOptions {
+            max_held_bytes: self.policy.redaction.max_held_bytes,
+            holdback: self.holdback_config(),
+            overflow: if fail_closed { OverflowPolicy::Block } else { OverflowPolicy::FlushEarly },
+            opaque: if fail_closed { OpaquePolicy::Block } else { OpaquePolicy::Forward },
+            ..StreamOptions::default()
+        };
+        (ResponseStream::new(provider, scanner, options), source)
+    }
+
+    /// Inspects a complete JSON response body.
+    pub fn inspect_response_body(
+        self: &Rc<Self>,
+        request: &RequestContext,
+        provider: Provider,
+        body: &[u8],
+        key: PseudonymKey,
+    ) -> BodyVerdict {
+        let (scanner, source) = self.scanner(request, key);
+        let rewrite = rewrite_json_response_with(provider, body, &scanner, self.holdback_config());
+        let findings: Vec<Finding> = rewrite
+            .findings
+            .iter()
+            .filter(|(_, f)| !f.repeat)
+            .filter_map(|(_, f)| source.finding(f.tag, f.start, f.end))
+            .collect();
+        let blocked = findings.iter().any(|f| f.action == Action::Block);
+        let body = if blocked {
+            let model = request.model.as_deref().unwrap_or("");
+            Some(codec::fallback_json(
+                provider,
+                &Fallback { text: "The response was withheld by a content policy.", model, id: "rheostat-blocked", created: 0 },
+            ))
+        } else if rewrite.changed {
+            Some(rewrite.body)
+        } else {
+            None
+        };
+        BodyVerdict { body, findings, blocked }
+    }
+}

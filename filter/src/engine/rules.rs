@@ -1,0 +1,207 @@
+//! Resolved detector rules: the built-in defaults, overridden by the
+//! policy's `detectors`, overridden again by a route's `detectors`. One
+//! [`Profile`] per route (plus the default) is compiled once per policy, so
+//! the data path only indexes.
+
+use crate::detect::redact::RedactStyle;
+use crate::detect::StructuredSet;
+use crate::finding::{Action, Category, DetectorKind, Severity};
+use crate::policy::{built_in, DetectorRule, Policy, RoutePolicy, Side};
+use std::collections::HashMap;
+
+/// What to do when a detector fires, after every override.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// The name findings carry: `email`, `blocked_term:competitors`, `custom:acct_id`.
+    pub name: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub action: Action,
+    pub side: Side,
+    pub style: RedactStyle,
+}
+
+/// The rules that apply to one route.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub route: String,
+    pub rules: Vec<Rule>,
+    by_kind: HashMap<DetectorKind, u32>,
+    pub structured_request: StructuredSet,
+    pub structured_response: StructuredSet,
+    pub topics: Vec<String>,
+    pub require_json: bool,
+    pub json_schema: Option<serde_json::Value>,
+    pub fail_closed: bool,
+}
+
+impl Profile {
+    /// The rule index for a detector kind, if that detector is enabled here.
+    pub fn rule_index(&self, kind: DetectorKind) -> Option<u32> {
+        self.by_kind.get(&kind).copied()
+    }
+
+    pub fn rule(&self, index: u32) -> &Rule {
+        &self.rules[index as usize]
+    }
+
+    /// The enabled rule for `kind` on a side.
+    pub fn rule_on(&self, kind: DetectorKind, request: bool) -> Option<(u32, &Rule)> {
+        let index = self.rule_index(kind)?;
+        let rule = self.rule(index);
+        let on = if request { rule.side.request() } else { rule.side.response() };
+        on.then_some((index, rule))
+    }
+}
+
+/// The policy name of a built-in detector kind.
+pub fn kind_name(kind: DetectorKind) -> &'static str {
+    match kind {
+        DetectorKind::Email => "email",
+        DetectorKind::Phone => "phone",
+        DetectorKind::Card => "card",
+        DetectorKind::Ssn => "ssn",
+        DetectorKind::Iban => "iban",
+        DetectorKind::Ipv4 => "ipv4",
+        DetectorKind::Ipv6 => "ipv6",
+        DetectorKind::AwsAccessKey => "aws_access_key",
+        DetectorKind::GithubToken => "github_token",
+        DetectorKind::SlackToken => "slack_token",
+        DetectorKind::OpenAiKey => "openai_key",
+        DetectorKind::AnthropicKey => "anthropic_key",
+        DetectorKind::StripeKey => "stripe_key",
+        DetectorKind::GoogleApiKey => "google_api_key",
+        DetectorKind::PrivateKey => "private_key",
+        DetectorKind::Jwt => "jwt",
+        DetectorKind::SecretAssignment => "secret_assignment",
+        DetectorKind::Custom(_) => "custom",
+        DetectorKind::BlockedTerm(_) => "blocked_term",
+        DetectorKind::Canary(_) => "canary",
+        DetectorKind::Fact(_) => "fact",
+        DetectorKind::Injection => "injection",
+        DetectorKind::Topic(_) => "topic",
+        DetectorKind::Refusal => "refusal",
+        DetectorKind::PromptLeak => "prompt_leak",
+        DetectorKind::Sql => "sql",
+        DetectorKind::MarkdownExfil => "markdown_exfil",
+        DetectorKind::Link => "link",
+        DetectorKind::Format => "format",
+    }
+}
+
+/// Resolves a built-in rule: defaults, then the policy's override, then the route's.
+fn resolve(name: &str, display: String, layers: &[Option<&DetectorRule>]) -> Option<Rule> {
+    let b = built_in(name)?;
+    let mut rule = Rule {
+        name: display,
+        category: b.category,
+        severity: b.severity,
+        action: b.action,
+        side: b.side,
+        style: if name == "card" { RedactStyle::Partial } else { RedactStyle::Label },
+    };
+    let mut enabled = true;
+    for layer in layers.iter().flatten() {
+        if let Some(e) = layer.enabled {
+            enabled = e;
+        }
+        if let Some(a) = layer.action {
+            rule.action = a;
+        }
+        if let Some(s) = layer.severity {
+            rule.severity = s;
+        }
+        if let Some(c) = layer.category {
+            rule.category = c;
+        }
+        if let Some(s) = layer.side {
+            rule.side = s;
+        }
+        if let Some(s) = layer.redaction {
+            rule.style = s;
+        }
+    }
+    // `allow` means "do not even report": the same as disabled.
+    (enabled && rule.action != Action::Allow).then_some(rule)
+}
+
+/// Builds the profile for a route (or the default profile with `None`).
+pub fn build_profile(policy: &Policy, route: Option<&RoutePolicy>, topic_names: &[&str]) -> Profile {
+    let layers = |name: &str| [policy.detectors.get(name), route.and_then(|r| r.detectors.get(name))];
+    let mut profile = Profile {
+        route: route.map_or_else(String::new, |r| r.name.clone()),
+        rules: Vec::new(),
+        by_kind: HashMap::new(),
+        structured_request: StructuredSet::empty(),
+        structured_response: StructuredSet::empty(),
+        topics: route.map(|r| r.topics.clone()).unwrap_or_default(),
+        require_json: route.is_some_and(|r| r.require_json),
+        json_schema: route.and_then(|r| r.json_schema.clone()),
+        fail_closed: route.is_some_and(|r| r.fail_closed),
+    };
+    let add = |profile: &mut Profile, kinds: &[DetectorKind], rule: Option<Rule>| {
+        if let Some(rule) = rule {
+            let index = profile.rules.len() as u32;
+            for kind in kinds {
+                profile.by_kind.insert(*kind, index);
+            }
+            profile.rules.push(rule);
+        }
+    };
+    for kind in crate::detect::STRUCTURED_KINDS {
+        let name = kind_name(kind);
+        let rule = resolve(name, name.to_string(), &layers(name));
+        if let Some(rule) = &rule {
+            if rule.side.request() {
+                profile.structured_request.insert(kind);
+            }
+            if rule.side.response() {
+                profile.structured_response.insert(kind);
+            }
+        }
+        add(&mut profile, &[kind], rule);
+    }
+    for kind in [
+        DetectorKind::Injection,
+        DetectorKind::PromptLeak,
+        DetectorKind::Sql,
+        DetectorKind::MarkdownExfil,
+        DetectorKind::Link,
+        DetectorKind::Refusal,
+        DetectorKind::Format,
+    ] {
+        let name = kind_name(kind);
+        let rule = resolve(name, name.to_string(), &layers(name));
+        add(&mut profile, &[kind], rule);
+    }
+    let canaries: Vec<DetectorKind> = (0..policy.canaries.len()).map(|i| DetectorKind::Canary(i as u16)).collect();
+    let rule = resolve("canary", "canary".into(), &layers("canary"));
+    add(&mut profile, &canaries, rule);
+    for (i, list) in policy.blocked_terms.keys().enumerate() {
+        let rule = resolve("blocked_term", format!("blocked_term:{list}"), &layers("blocked_term"));
+        add(&mut profile, &[DetectorKind::BlockedTerm(i as u16)], rule);
+    }
+    for (i, fact) in policy.facts.iter().enumerate() {
+        let rule = resolve("fact", format!("fact:{}", fact.name), &layers("fact"));
+        add(&mut profile, &[DetectorKind::Fact(i as u16)], rule);
+    }
+    for (i, topic) in topic_names.iter().enumerate() {
+        if profile.topics.iter().any(|t| t == topic) {
+            let rule = resolve("topic", format!("topic:{topic}"), &layers("topic"));
+            add(&mut profile, &[DetectorKind::Topic(i as u16)], rule);
+        }
+    }
+    for (i, custom) in policy.custom_patterns.iter().enumerate() {
+        let rule = Rule {
+            name: format!("custom:{}", custom.name),
+            category: custom.category,
+            severity: custom.severity,
+            action: custom.action,
+            side: custom.side,
+            style: RedactStyle::Label,
+        };
+        let rule = (rule.action != Action::Allow).then_some(rule);
+        add(&mut profile, &[DetectorKind::Custom(i as u16)], rule);
+    }
+    profile
+}

@@ -1,0 +1,764 @@
+//! Server-sent events: an incremental decoder that keeps every event's exact
+//! original bytes, and a small encoder.
+//!
+//! The decoder follows the WHATWG EventSource parsing rules (line endings
+//! `\n`, `\r\n` and `\r`; an optional BOM at the start of the stream; `:`
+//! comments; a field without a colon; one optional space after the colon;
+//! `data` lines joined with `\n`; `id` containing NUL ignored; `retry` only
+//! when all digits) but, unlike a browser, it reports *every* blank-line
+//! terminated block of lines as an [`SseEvent`] — comments-only blocks and
+//! stray blank lines included — so that concatenating the `raw` bytes of all
+//! events gives back the input exactly. A proxy forwards untouched events by
+//! their `raw` bytes and rewrites only the ones it must ([`SseEvent::with_data`]).
+//!
+//! # Split-independence
+//!
+//! The sequence of events (bytes and fields) does not depend on how the
+//! input was cut into chunks. Two places need care: a `\r` at the end of a
+//! chunk may be the first half of `\r\n`, so the decoder waits for the next
+//! byte (or the end of the stream) before deciding; and a BOM may arrive a
+//! byte at a time.
+//!
+//! # Bounds and opaque events
+//!
+//! An event longer than `max_event_size` bytes (default
+//! [`DEFAULT_MAX_EVENT_SIZE`]) is not buffered whole: it is emitted as opaque
+//! parts of exactly `max_event_size` bytes (the last part shorter, ending
+//! with the blank line), each marked [`Opaque::Oversized`], so memory stays
+//! bounded and the caller can audit it or fail closed. An event whose lines
+//! are not valid UTF-8 is emitted whole and marked [`Opaque::InvalidUtf8`].
+//! Opaque events have no parsed fields. At the end of the stream an
+//! unterminated event is emitted as it is, with `terminated == false`.
+
+use memchr::memchr2;
+
+/// Default cap on one event's size: 1 MiB. LLM frames are a few hundred
+/// bytes; a final Responses `response.completed` event repeats the whole
+/// answer and can reach tens of KiB.
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 1 << 20;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Why an event was not parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opaque {
+    /// A line was not valid UTF-8.
+    InvalidUtf8,
+    /// The event exceeded the size cap; this is part `part` (from 0) of it,
+    /// and `last` says whether the event ends with this part.
+    Oversized {
+        /// Index of this part within the event.
+        part: u32,
+        /// True for the part that holds the event's terminating blank line
+        /// (or the end of the stream).
+        last: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineKind {
+    Data,
+    Other,
+}
+
+/// One line of an event: `raw[start..content_end]` is its content and
+/// `raw[content_end..end]` its terminator (empty only for a last line at the
+/// end of the stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Line {
+    start: usize,
+    content_end: usize,
+    end: usize,
+    kind: LineKind,
+}
+
+/// A decoded event with its original bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The exact input bytes of this event, terminating blank line included
+    /// (and the stream's BOM, for the first event).
+    pub raw: Vec<u8>,
+    /// The `event` field, if any.
+    pub event: Option<String>,
+    /// The `data` lines joined with `\n`; `None` when the event has no `data` line.
+    pub data: Option<String>,
+    /// The last valid `id` field, if any.
+    pub id: Option<String>,
+    /// The last valid `retry` field, if any.
+    pub retry: Option<u64>,
+    /// Comment lines, without their leading `:`.
+    pub comments: Vec<String>,
+    /// False for an event cut off by the end of the stream.
+    pub terminated: bool,
+    /// Set when the event was not parsed; its fields are then empty.
+    pub opaque: Option<Opaque>,
+    lines: Vec<Line>,
+}
+
+impl SseEvent {
+    fn opaque(raw: Vec<u8>, opaque: Opaque, terminated: bool) -> SseEvent {
+        SseEvent {
+            raw,
+            event: None,
+            data: None,
+            id: None,
+            retry: None,
+            comments: Vec::new(),
+            terminated,
+            opaque: Some(opaque),
+            lines: Vec::new(),
+        }
+    }
+
+    /// Parses `raw` whose lines are `lines` (offsets into `raw`).
+    fn parse(raw: Vec<u8>, lines: Vec<Line>, terminated: bool) -> SseEvent {
+        let mut ev = SseEvent {
+            raw,
+            event: None,
+            data: None,
+            id: None,
+            retry: None,
+            comments: Vec::new(),
+            terminated,
+            opaque: None,
+            lines,
+        };
+        let mut data = String::new();
+        let mut has_data = false;
+        for i in 0..ev.lines.len() {
+            let line = ev.lines[i];
+            let Ok(text) = std::str::from_utf8(&ev.raw[line.start..line.content_end]) else {
+                return SseEvent::opaque(ev.raw, Opaque::InvalidUtf8, terminated);
+            };
+            if let Some(comment) = text.strip_prefix(':') {
+                ev.comments.push(comment.to_string());
+                continue;
+            }
+            let (name, value) = match text.find(':') {
+                Some(p) => (
+                    &text[..p],
+                    text[p + 1..].strip_prefix(' ').unwrap_or(&text[p + 1..]),
+                ),
+                None => (text, ""),
+            };
+            match name {
+                "event" => ev.event = Some(value.to_string()),
+                "data" => {
+                    data.push_str(value);
+                    data.push('\n');
+                    has_data = true;
+                    ev.lines[i].kind = LineKind::Data;
+                }
+                "id" if !value.contains('\0') => ev.id = Some(value.to_string()),
+                "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    ev.retry = value.parse().ok();
+                }
+                _ => {}
+            }
+        }
+        if has_data {
+            data.pop();
+            ev.data = Some(data);
+        }
+        ev
+    }
+
+    /// The event type a client dispatches on: the `event` field, or `message`.
+    pub fn event_type(&self) -> &str {
+        match &self.event {
+            Some(e) if !e.is_empty() => e,
+            _ => "message",
+        }
+    }
+
+    /// True when the event has no data and no event name: a comment, a
+    /// keep-alive or a stray blank line.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_none() && self.event.is_none() && self.opaque.is_none()
+    }
+
+    /// This event's bytes with its data replaced by `data`, keeping every
+    /// other line, its order and the line endings as they were. New data
+    /// lines take the place of the first original `data` line and use its
+    /// style (`data:` or `data: `, its terminator); a data-less event gets
+    /// them before its blank line. Returns `None` for opaque events.
+    pub fn with_data(&self, data: &str) -> Option<Vec<u8>> {
+        if self.opaque.is_some() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.raw.len() + data.len());
+        let first_start = self.lines.first().map_or(self.prefix_len(), |l| l.start);
+        out.extend_from_slice(&self.raw[..first_start]);
+        let mut written = false;
+        let mut tail_from = first_start;
+        for line in &self.lines {
+            tail_from = line.end;
+            match line.kind {
+                LineKind::Other => out.extend_from_slice(&self.raw[line.start..line.end]),
+                LineKind::Data if written => {}
+                LineKind::Data => {
+                    let content = &self.raw[line.start..line.content_end];
+                    let spaced = content.starts_with(b"data: ");
+                    let term = &self.raw[line.content_end..line.end];
+                    write_data_lines(&mut out, data, spaced, term);
+                    written = true;
+                }
+            }
+        }
+        if !written {
+            if self.lines.last().is_some_and(|l| l.content_end == l.end) {
+                // A last line with no terminator (end of stream): end it first.
+                out.push(b'\n');
+            }
+            write_data_lines(&mut out, data, true, b"\n");
+        }
+        out.extend_from_slice(&self.raw[tail_from..]);
+        Some(out)
+    }
+
+    fn prefix_len(&self) -> usize {
+        if self.raw.starts_with(BOM) {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+fn write_data_lines(out: &mut Vec<u8>, data: &str, spaced: bool, term: &[u8]) {
+    let lines = split_lines(data);
+    let n = lines.len();
+    for (i, l) in lines.into_iter().enumerate() {
+        out.extend_from_slice(if spaced { b"data: " } else { b"data:" });
+        out.extend_from_slice(l.as_bytes());
+        if term.is_empty() {
+            if i + 1 < n {
+                out.push(b'\n');
+            }
+        } else {
+            out.extend_from_slice(term);
+        }
+    }
+}
+
+/// Splits on `\r\n`, `\r` and `\n` (a raw `\r` would end an SSE line too).
+fn split_lines(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                out.push(&s[start..i]);
+                i += 1;
+                start = i;
+            }
+            b'\r' => {
+                out.push(&s[start..i]);
+                i += if bytes.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// Encodes one event: an optional `event:` line, one `data:` line per line
+/// of `data`, and the blank line.
+pub fn encode_event(event: Option<&str>, data: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 32);
+    if let Some(e) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(e.as_bytes());
+        out.push(b'\n');
+    }
+    write_data_lines(&mut out, data, true, b"\n");
+    out.push(b'\n');
+    out
+}
+
+/// Encodes a comment event (`: text`), the usual keep-alive.
+pub fn encode_comment(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 4);
+    for l in split_lines(text) {
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(l.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out
+}
+
+/// Incremental SSE decoder. Feed chunks with [`SseDecoder::push`], then call
+/// [`SseDecoder::finish`] once at the end of the stream.
+#[derive(Debug)]
+pub struct SseDecoder {
+    max: usize,
+    /// Bytes of the current event (or the current part of an oversized event).
+    buf: Vec<u8>,
+    /// Next byte of `buf` to examine.
+    scan: usize,
+    /// Start of the current line's content in `buf`.
+    line_start: usize,
+    /// The current line began in a part already emitted (so it is not empty).
+    line_carried: bool,
+    lines: Vec<Line>,
+    bom_checked: bool,
+    /// Parts of the current oversized event already emitted (0: not oversized).
+    parts: u32,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        SseDecoder::new()
+    }
+}
+
+impl SseDecoder {
+    /// A decoder with the default event size cap.
+    pub fn new() -> SseDecoder {
+        SseDecoder::with_max_event_size(DEFAULT_MAX_EVENT_SIZE)
+    }
+
+    /// A decoder that emits events longer than `max` bytes as opaque parts.
+    pub fn with_max_event_size(max: usize) -> SseDecoder {
+        SseDecoder {
+            max: max.max(1),
+            buf: Vec::new(),
+            scan: 0,
+            line_start: 0,
+            line_carried: false,
+            lines: Vec::new(),
+            bom_checked: false,
+            parts: 0,
+        }
+    }
+
+    /// The size cap in force.
+    pub fn max_event_size(&self) -> usize {
+        self.max
+    }
+
+    /// Bytes received but not yet emitted (at most the cap, plus the last chunk).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Feeds a chunk; appends the events it completes to `out`.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
+        self.buf.extend_from_slice(bytes);
+        self.drain(false, out);
+    }
+
+    /// Ends the stream: a pending `\r` ends its line, and an unterminated
+    /// event is emitted as it is. The decoder is then ready for a new stream.
+    pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
+        self.drain(true, out);
+        if !self.buf.is_empty() {
+            let raw = std::mem::take(&mut self.buf);
+            if self.parts > 0 {
+                out.push(SseEvent::opaque(
+                    raw,
+                    Opaque::Oversized {
+                        part: self.parts,
+                        last: true,
+                    },
+                    false,
+                ));
+            } else {
+                let mut lines = std::mem::take(&mut self.lines);
+                if self.line_start < raw.len() {
+                    lines.push(Line {
+                        start: self.line_start,
+                        content_end: raw.len(),
+                        end: raw.len(),
+                        kind: LineKind::Other,
+                    });
+                }
+                out.push(SseEvent::parse(raw, lines, false));
+            }
+        }
+        *self = SseDecoder::with_max_event_size(self.max);
+    }
+
+    fn drain(&mut self, eof: bool, out: &mut Vec<SseEvent>) {
+        loop {
+            if !self.bom_checked {
+                if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) && !eof {
+                    return;
+                }
+                self.bom_checked = true;
+                if self.buf.starts_with(BOM) {
+                    self.scan = BOM.len();
+                    self.line_start = BOM.len();
+                }
+            }
+            let Some(off) = memchr2(b'\r', b'\n', &self.buf[self.scan..]) else {
+                self.scan = self.buf.len();
+                if self.buf.len() > self.max {
+                    self.cut(out);
+                    continue;
+                }
+                return;
+            };
+            let i = self.scan + off;
+            let term_end = if self.buf[i] == b'\n' {
+                i + 1
+            } else if i + 1 < self.buf.len() {
+                if self.buf[i + 1] == b'\n' {
+                    i + 2
+                } else {
+                    i + 1
+                }
+            } else if eof {
+                i + 1
+            } else {
+                // A `\r` at the end of what we have: it may be half of `\r\n`.
+                self.scan = i;
+                if self.buf.len() > self.max {
+                    self.cut(out);
+                    continue;
+                }
+                return;
+            };
+            if i == self.line_start && !self.line_carried {
+                self.emit(term_end, out);
+            } else {
+                self.lines.push(Line {
+                    start: self.line_start,
+                    content_end: i,
+                    end: term_end,
+                    kind: LineKind::Other,
+                });
+                self.line_start = term_end;
+                self.line_carried = false;
+                self.scan = term_end;
+                while self.scan > self.max {
+                    self.cut(out);
+                }
+            }
+        }
+    }
+
+    /// Emits the first `max` bytes of an event known to be longer than `max`.
+    fn cut(&mut self, out: &mut Vec<SseEvent>) {
+        let rest = self.buf.split_off(self.max);
+        let part = std::mem::replace(&mut self.buf, rest);
+        out.push(SseEvent::opaque(
+            part,
+            Opaque::Oversized {
+                part: self.parts,
+                last: false,
+            },
+            true,
+        ));
+        self.parts += 1;
+        self.lines.clear();
+        self.scan -= self.max;
+        if self.line_start < self.max {
+            self.line_carried = true;
+            self.line_start = 0;
+        } else {
+            self.line_start -= self.max;
+        }
+    }
+
+    /// Emits the event that ends at `end` (its blank line included).
+    fn emit(&mut self, mut end: usize, out: &mut Vec<SseEvent>) {
+        if self.parts == 0 && end <= self.max {
+            let rest = self.buf.split_off(end);
+            let raw = std::mem::replace(&mut self.buf, rest);
+            let lines = std::mem::take(&mut self.lines);
+            out.push(SseEvent::parse(raw, lines, true));
+        } else {
+            while end > self.max {
+                let rest = self.buf.split_off(self.max);
+                let part = std::mem::replace(&mut self.buf, rest);
+                out.push(SseEvent::opaque(
+                    part,
+                    Opaque::Oversized {
+                        part: self.parts,
+                        last: false,
+                    },
+                    true,
+                ));
+                self.parts += 1;
+                end -= self.max;
+            }
+            let rest = self.buf.split_off(end);
+            let part = std::mem::replace(&mut self.buf, rest);
+            out.push(SseEvent::opaque(
+                part,
+                Opaque::Oversized {
+                    part: self.parts,
+                    last: true,
+                },
+                true,
+            ));
+            self.lines.clear();
+        }
+        self.parts = 0;
+        self.scan = 0;
+        self.line_start = 0;
+        self.line_carried = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode_chunks(chunks: &[&[u8]], max: usize) -> Vec<SseEvent> {
+        let mut d = SseDecoder::with_max_event_size(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            d.push(c, &mut out);
+        }
+        d.finish(&mut out);
+        out
+    }
+
+    fn decode(input: &[u8]) -> Vec<SseEvent> {
+        decode_chunks(&[input], DEFAULT_MAX_EVENT_SIZE)
+    }
+
+    #[test]
+    fn data_with_and_without_space_after_the_colon() {
+        let evs = decode(b"data: a\n\ndata:b\n\ndata:  c\n\n");
+        let data: Vec<_> = evs.iter().map(|e| e.data.clone().unwrap()).collect();
+        assert_eq!(data, ["a", "b", " c"]);
+    }
+
+    #[test]
+    fn multiple_data_lines_are_joined_with_newlines() {
+        let evs = decode(b"event: delta\ndata: {\"a\":\ndata: 1}\nid: 7\nretry: 1500\n\n");
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].event.as_deref(), Some("delta"));
+        assert_eq!(evs[0].data.as_deref(), Some("{\"a\":\n1}"));
+        assert_eq!(evs[0].id.as_deref(), Some("7"));
+        assert_eq!(evs[0].retry, Some(1500));
+    }
+
+    #[test]
+    fn all_three_line_endings_end_lines_and_events() {
+        let evs = decode(b"data: a\r\n\r\ndata: b\r\rdata: c\n\ndata: d\r\n\n");
+        let data: Vec<_> = evs.iter().map(|e| e.data.clone().unwrap()).collect();
+        assert_eq!(data, ["a", "b", "c", "d"]);
+        assert_eq!(evs[1].raw, b"data: b\r\r");
+    }
+
+    #[test]
+    fn a_bom_at_the_start_is_skipped_but_kept_in_the_raw_bytes() {
+        let evs = decode(b"\xEF\xBB\xBFdata: x\n\n");
+        assert_eq!(evs[0].data.as_deref(), Some("x"));
+        assert_eq!(evs[0].raw, b"\xEF\xBB\xBFdata: x\n\n");
+        let rewritten = evs[0].with_data("y").unwrap();
+        assert_eq!(rewritten, b"\xEF\xBB\xBFdata: y\n\n");
+        // A BOM later in the stream is not special.
+        let evs = decode(b"data: x\n\n\xEF\xBB\xBFdata: z\n\n");
+        assert_eq!(evs[1].data, None);
+    }
+
+    #[test]
+    fn a_bom_arriving_a_byte_at_a_time_is_still_recognised() {
+        let evs = decode_chunks(&[b"\xEF", b"\xBB", b"\xBF", b"data: x\n\n"], 1 << 20);
+        assert_eq!(evs[0].data.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_field_without_colon_and_comments() {
+        let evs = decode(b": keep-alive\ndata\nevent\n\n");
+        assert_eq!(evs[0].comments, [" keep-alive"]);
+        assert_eq!(evs[0].data.as_deref(), Some(""));
+        assert_eq!(evs[0].event.as_deref(), Some(""));
+        assert_eq!(evs[0].event_type(), "message");
+    }
+
+    #[test]
+    fn comment_only_blocks_and_stray_blank_lines_are_events_without_data() {
+        let input = b": ping\n\n\n\ndata: x\n\n";
+        let evs = decode(input);
+        assert_eq!(evs.len(), 4);
+        assert!(evs[0].is_empty() && evs[1].is_empty() && evs[2].is_empty());
+        assert_eq!(
+            evs.iter().flat_map(|e| e.raw.clone()).collect::<Vec<_>>(),
+            input
+        );
+    }
+
+    #[test]
+    fn id_with_nul_and_non_numeric_retry_are_ignored() {
+        let evs = decode(b"id: a\0b\nretry: 12a\ndata: x\n\n");
+        assert_eq!(evs[0].id, None);
+        assert_eq!(evs[0].retry, None);
+    }
+
+    #[test]
+    fn invalid_utf8_makes_the_event_opaque_not_a_panic() {
+        let input = b"data: ok\n\ndata: \xFF\xFE\n\ndata: ok2\n\n";
+        let evs = decode(input);
+        assert_eq!(evs.len(), 3);
+        assert_eq!(evs[1].opaque, Some(Opaque::InvalidUtf8));
+        assert_eq!(evs[1].data, None);
+        assert_eq!(evs[1].with_data("x"), None);
+        assert_eq!(evs[2].data.as_deref(), Some("ok2"));
+    }
+
+    #[test]
+    fn an_oversized_event_is_forwarded_in_opaque_parts_of_the_cap() {
+        let input = b"data: 0123456789abcdef\n\ndata: ok\n\n";
+        let evs = decode_chunks(&[input], 10);
+        let parts: Vec<_> = evs.iter().map(|e| (e.raw.len(), e.opaque)).collect();
+        assert_eq!(
+            parts,
+            [
+                (
+                    10,
+                    Some(Opaque::Oversized {
+                        part: 0,
+                        last: false
+                    })
+                ),
+                (
+                    10,
+                    Some(Opaque::Oversized {
+                        part: 1,
+                        last: false
+                    })
+                ),
+                (
+                    4,
+                    Some(Opaque::Oversized {
+                        part: 2,
+                        last: true
+                    })
+                ),
+                (10, None),
+            ]
+        );
+        assert_eq!(
+            evs.iter().flat_map(|e| e.raw.clone()).collect::<Vec<_>>(),
+            input
+        );
+    }
+
+    #[test]
+    fn an_event_of_exactly_the_cap_is_parsed() {
+        let evs = decode_chunks(&[b"data: abc\n\n"], 11);
+        assert_eq!(evs[0].data.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn a_trailing_unterminated_event_is_flushed_as_is() {
+        let evs = decode(b"data: a\n\ndata: {\"b\":1}");
+        assert_eq!(evs.len(), 2);
+        assert!(!evs[1].terminated);
+        assert_eq!(evs[1].raw, b"data: {\"b\":1}");
+        assert_eq!(evs[1].data.as_deref(), Some("{\"b\":1}"));
+        assert_eq!(evs[1].with_data("{}").unwrap(), b"data: {}");
+        let evs = decode(b"data: a\n");
+        assert_eq!(evs[0].data.as_deref(), Some("a"));
+        assert_eq!(evs[0].with_data("b\nc").unwrap(), b"data: b\ndata: c\n");
+    }
+
+    #[test]
+    fn a_cr_at_the_end_of_a_chunk_waits_for_the_next_byte() {
+        let mut d = SseDecoder::new();
+        let mut out = Vec::new();
+        d.push(b"data: a\r\n\r", &mut out);
+        assert!(out.is_empty(), "the second \\r may be half of \\r\\n");
+        d.push(b"\n", &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].raw, b"data: a\r\n\r\n");
+    }
+
+    #[test]
+    fn with_data_keeps_other_lines_terminators_and_style() {
+        let evs = decode(b"event: x\r\nid: 3\r\ndata:{\"a\":\r\ndata:1}\r\n: c\r\n\r\n");
+        let out = evs[0].with_data("{\"a\":2}\nz").unwrap();
+        assert_eq!(
+            out,
+            b"event: x\r\nid: 3\r\ndata:{\"a\":2}\r\ndata:z\r\n: c\r\n\r\n"
+        );
+        let again = decode(&out);
+        assert_eq!(again[0].data.as_deref(), Some("{\"a\":2}\nz"));
+    }
+
+    #[test]
+    fn the_encoder_round_trips_through_the_decoder() {
+        let bytes = encode_event(Some("error"), "line1\nline2\r\nline3");
+        let evs = decode(&bytes);
+        assert_eq!(evs[0].event.as_deref(), Some("error"));
+        assert_eq!(evs[0].data.as_deref(), Some("line1\nline2\nline3"));
+        assert!(decode(&encode_comment("hi"))[0].comments == [" hi"]);
+    }
+
+    fn soup() -> impl Strategy<Value = Vec<u8>> {
+        let atom = prop_oneof![
+            Just(b"data: ".to_vec()),
+            Just(b"data:".to_vec()),
+            Just(b"event: e\n".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b": c".to_vec()),
+            Just(b"id: 1".to_vec()),
+            Just(BOM.to_vec()),
+            Just(b"\xFF".to_vec()),
+            Just("é€𝄞".as_bytes().to_vec()),
+            "[a-z{}\":]{1,8}".prop_map(|s| s.into_bytes()),
+        ];
+        prop::collection::vec(atom, 0..40).prop_map(|v| v.concat())
+    }
+
+    fn chunked(input: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        points.sort_unstable();
+        let mut out = Vec::new();
+        let mut last = 0;
+        for p in points {
+            out.push(input[last..p].to_vec());
+            last = p;
+        }
+        out.push(input[last..].to_vec());
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+        #[test]
+        fn any_chunking_yields_the_same_events_and_loses_no_byte(
+            input in soup(),
+            cuts in prop::collection::vec(any::<usize>(), 0..16),
+            max in prop_oneof![Just(usize::MAX), 1usize..40],
+        ) {
+            let chunks = chunked(&input, &cuts);
+            let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+            let split = decode_chunks(&refs, max);
+            let whole = decode_chunks(&[&input], max);
+            prop_assert_eq!(&split, &whole);
+            prop_assert_eq!(split.iter().flat_map(|e| e.raw.clone()).collect::<Vec<_>>(), input);
+            for (i, e) in split.iter().enumerate() {
+                prop_assert!(e.raw.len() <= max);
+                if let Some(d) = &e.data {
+                    // Re-encoding the same data is a parseable event with that
+                    // data, in its place: first (where a BOM is special) or
+                    // after another event.
+                    let mut re = if i == 0 { Vec::new() } else { b"\n".to_vec() };
+                    re.extend(e.with_data(d).unwrap());
+                    let again = decode_chunks(&[&re], usize::MAX);
+                    prop_assert_eq!(again[usize::from(i > 0)].data.as_ref(), Some(d));
+                }
+            }
+        }
+    }
+}

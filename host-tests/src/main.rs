@@ -1,0 +1,126 @@
+//! `rheostat`: the command line over the host. A thin layer: parsing
+//! arguments, reading files and printing; the work lives in the library.
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use rheostat_filter::policy::Policy;
+use rheostat_host::exchange::Chunking;
+use rheostat_host::host::{Host, HostConfig};
+use rheostat_host::replay;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "rheostat", version, about = "Rheostat: guardrails for LLM traffic, run through the real filter module")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a policy file: exit 0 with a summary, or 2 with the JSON path of the problem.
+    Check { policy: PathBuf },
+    /// Replay recorded exchanges (JSONL) through the module; prints one JSON result per line.
+    Replay {
+        /// The policy given to the filter as its plugin configuration.
+        #[arg(long)]
+        policy: PathBuf,
+        /// The filter module (default: the one `make build` makes).
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// Worker VMs sharing one shared-data store; exchanges go round-robin.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Split bodies into chunks of this many bytes (default: one chunk).
+        #[arg(long, conflicts_with = "chunking")]
+        chunk_size: Option<usize>,
+        /// `random`: chunk sizes from 1 to 64 bytes, reproducible with --seed.
+        #[arg(long)]
+        chunking: Option<ChunkingMode>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        exchanges: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ChunkingMode {
+    Random,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { policy } => check(&policy),
+        Command::Replay { policy, module, workers, chunk_size, chunking, seed, exchanges } => {
+            let chunking = match (chunk_size, chunking) {
+                (Some(0), _) => return fail(anyhow::anyhow!("--chunk-size must be at least 1")),
+                (Some(n), _) => Chunking::Fixed(n),
+                (None, Some(ChunkingMode::Random)) => Chunking::Random { seed },
+                (None, None) => Chunking::Whole,
+            };
+            match run_replay(&policy, module.as_deref(), workers, &chunking, &exchanges) {
+                Ok(code) => code,
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+fn fail(error: anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::from(1)
+}
+
+/// Reads and validates a policy; an invalid one is reported with its JSON path and exit code 2.
+fn load_policy(path: &std::path::Path) -> Result<Result<(Vec<u8>, Policy), ExitCode>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read policy {}", path.display()))?;
+    match Policy::from_json(&bytes) {
+        Ok(policy) => Ok(Ok((bytes, policy))),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(Err(ExitCode::from(2)))
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match load_policy(path) {
+        Ok(Ok((_, policy))) => {
+            println!("ok: {}", policy.summary());
+            ExitCode::SUCCESS
+        }
+        Ok(Err(code)) => code,
+        Err(e) => fail(e),
+    }
+}
+
+fn run_replay(
+    policy: &std::path::Path,
+    module: Option<&std::path::Path>,
+    workers: usize,
+    chunking: &Chunking,
+    exchanges: &std::path::Path,
+) -> Result<ExitCode> {
+    let (policy_bytes, _) = match load_policy(policy)? {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let module = replay::resolve_module(module)?;
+    let exchanges = replay::read_exchanges(exchanges)?;
+    let mut host = Host::start(HostConfig {
+        module,
+        workers: workers.max(1),
+        plugin_config: policy_bytes,
+        ..HostConfig::default()
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for result in replay::replay(&mut host, &exchanges, chunking) {
+        serde_json::to_writer(&mut out, &result)?;
+        writeln!(out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
