@@ -30,8 +30,10 @@ test: wasm
 demo: build
 	@echo "== rheostat check examples/policies/default.json"
 	$(RHEOSTAT) check examples/policies/default.json
-	@echo "== rheostat replay (2 workers, 64-byte chunks) examples/traffic/exchanges.jsonl"
-	$(RHEOSTAT) replay --policy examples/policies/default.json --workers 2 --chunk-size 64 examples/traffic/exchanges.jsonl
+	@for f in examples/traffic/*.jsonl; do \
+	  echo "== rheostat replay --summary (2 workers, random chunking) $$f"; \
+	  $(RHEOSTAT) replay --policy examples/policies/default.json --workers 2 --chunking random --seed 1 --summary $$f; \
+	done
 
 lint:
 	$(CARGO) fmt --all -- --check

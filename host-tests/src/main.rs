@@ -41,6 +41,9 @@ enum Command {
         chunking: Option<ChunkingMode>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// One readable line per exchange instead of JSON.
+        #[arg(long)]
+        summary: bool,
         exchanges: PathBuf,
     },
 }
@@ -54,14 +57,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { policy } => check(&policy),
-        Command::Replay { policy, module, workers, chunk_size, chunking, seed, exchanges } => {
+        Command::Replay { policy, module, workers, chunk_size, chunking, seed, summary, exchanges } => {
             let chunking = match (chunk_size, chunking) {
                 (Some(0), _) => return fail(anyhow::anyhow!("--chunk-size must be at least 1")),
                 (Some(n), _) => Chunking::Fixed(n),
                 (None, Some(ChunkingMode::Random)) => Chunking::Random { seed },
                 (None, None) => Chunking::Whole,
             };
-            match run_replay(&policy, module.as_deref(), workers, &chunking, &exchanges) {
+            match run_replay(&policy, module.as_deref(), workers, &chunking, summary, &exchanges) {
                 Ok(code) => code,
                 Err(e) => fail(e),
             }
@@ -102,6 +105,7 @@ fn run_replay(
     module: Option<&std::path::Path>,
     workers: usize,
     chunking: &Chunking,
+    summary: bool,
     exchanges: &std::path::Path,
 ) -> Result<ExitCode> {
     let (policy_bytes, _) = match load_policy(policy)? {
@@ -119,8 +123,12 @@ fn run_replay(
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for result in replay::replay(&mut host, &exchanges, chunking) {
-        serde_json::to_writer(&mut out, &result)?;
-        writeln!(out)?;
+        if summary {
+            writeln!(out, "{}", replay::summary_line(&result))?;
+        } else {
+            serde_json::to_writer(&mut out, &result)?;
+            writeln!(out)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

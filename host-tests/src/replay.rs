@@ -88,3 +88,30 @@ pub fn resolve_module(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+/// One line for people: id, status, outcome, level, and each finding as
+/// `detector/action(sample)`.
+pub fn summary_line(result: &ExchangeResult) -> String {
+    let outcome = result
+        .events
+        .iter()
+        .find(|e| e.get("event").and_then(Value::as_str) == Some("exchange"))
+        .and_then(|e| e.get("outcome").and_then(Value::as_str))
+        .unwrap_or(if result.response.reset { "reset" } else { "-" });
+    let findings: Vec<String> = result
+        .findings
+        .iter()
+        .map(|f| {
+            let field = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+            format!("{}/{}({})", field("detector"), field("action"), field("sample"))
+        })
+        .collect();
+    format!(
+        "{:<24} {:>3} {:<10} {:<8} {}",
+        result.id,
+        result.response.status,
+        outcome,
+        result.level,
+        if findings.is_empty() { "-".to_string() } else { findings.join(" ") }
+    )
+}

@@ -50,10 +50,10 @@ fn check_reports_an_unreadable_file_in_one_line() {
 fn replay_prints_one_result_per_exchange_with_every_key() {
     let out = rheostat(&[
         "replay", "--policy", "examples/policies/default.json", "--workers", "2", "--chunk-size", "64",
-        "examples/traffic/exchanges.jsonl",
+        "examples/traffic/openai-chat.jsonl",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let inputs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/traffic/exchanges.jsonl")).unwrap();
+    let inputs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/traffic/openai-chat.jsonl")).unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), inputs.lines().filter(|l| !l.trim().is_empty()).count());
     for line in stdout.lines() {
@@ -84,7 +84,7 @@ fn replay_names_the_line_of_bad_json() {
 fn replay_with_a_missing_module_says_so() {
     let out = rheostat(&[
         "replay", "--policy", "examples/policies/default.json", "--module", "nowhere.wasm",
-        "examples/traffic/exchanges.jsonl",
+        "examples/traffic/openai-chat.jsonl",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -94,7 +94,7 @@ fn replay_with_a_missing_module_says_so() {
 #[test]
 fn replay_rejects_an_invalid_policy_before_loading_anything() {
     let path = temp_file("bad-policy.json", r#"{"tick_ms": 5}"#);
-    let out = rheostat(&["replay", "--policy", path.to_str().unwrap(), "examples/traffic/exchanges.jsonl"]);
+    let out = rheostat(&["replay", "--policy", path.to_str().unwrap(), "examples/traffic/openai-chat.jsonl"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().starts_with("error: tick_ms: must be between 100"));
 }

@@ -298,4 +298,20 @@ mod tests {
         let t = "a@".repeat(50_000);
         assert!(emails(&t).is_empty());
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn generated_addresses_are_found_exactly(
+            local in "[a-z0-9]{1,10}([._+-][a-z0-9]{1,8}){0,2}",
+            domain in "[a-z0-9]{1,12}(-[a-z0-9]{1,6})?(\\.[a-z0-9]{1,10}){0,2}",
+            tld in "(com|org|net|io|de|co\\.uk|museum|xn--p1ai)",
+            open in "[ (<\"'\\[:]",
+            close in "[ )>\"'\\],;.!?]",
+        ) {
+            let a = format!("{local}@{domain}.{tld}");
+            prop_assert_eq!(emails(&format!("x{open}{a}{close} y")), vec![a]);
+        }
+    }
 }

@@ -264,4 +264,39 @@ mod tests {
         assert!(LENGTHS.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(LENGTHS.iter().all(|(_, l)| (15..=34).contains(l)));
     }
+
+    use proptest::prelude::*;
+
+    /// A valid IBAN for `country` with the given BBAN digits (check digits
+    /// computed per ISO 7064 mod 97-10).
+    fn make_iban(country: [u8; 2], bban: &str) -> String {
+        let mut probe = Vec::from(country);
+        probe.extend_from_slice(b"00");
+        probe.extend_from_slice(bban.as_bytes());
+        let check = 98 - mod97(&probe);
+        format!("{}{check:02}{bban}", std::str::from_utf8(&country).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn every_country_accepts_a_generated_valid_iban_in_both_forms(i in 0..LENGTHS.len(), digits in "[0-9A-Z]{30}") {
+            let (cc, len) = LENGTHS[i];
+            let bban = &digits[..usize::from(len) - 4];
+            let iban = make_iban(cc, bban);
+            prop_assert!(iban_valid(&iban), "{}", iban);
+            prop_assert_eq!(ibans(&format!("to {iban}.")), vec![iban.clone()]);
+            let printed = iban.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(" ");
+            prop_assert_eq!(ibans(&format!("IBAN {printed}, thanks")), vec![printed]);
+        }
+
+        #[test]
+        fn changing_one_bban_digit_breaks_the_check(i in 0..LENGTHS.len(), digits in "[0-9]{30}", pos in 0usize..11, delta in 1u8..10) {
+            let (cc, len) = LENGTHS[i];
+            let bban = &digits[..usize::from(len) - 4];
+            let mut iban = make_iban(cc, bban).into_bytes();
+            let p = 4 + pos % bban.len();
+            iban[p] = b'0' + (iban[p] - b'0' + delta) % 10;
+            prop_assert!(!iban_valid(std::str::from_utf8(&iban).unwrap()));
+        }
+    }
 }

@@ -385,4 +385,52 @@ mod tests {
         let t = "a:".repeat(50_000);
         assert!(v6(&t).is_empty());
     }
+
+    use proptest::prelude::*;
+
+    fn compress(groups: &[u16; 8]) -> String {
+        // Longest run of zero groups (length ≥ 2) becomes "::", as RFC 5952.
+        let (mut best, mut best_len, mut i) = (0, 0, 0);
+        while i < 8 {
+            if groups[i] == 0 {
+                let st = i;
+                while i < 8 && groups[i] == 0 {
+                    i += 1;
+                }
+                if i - st > best_len {
+                    best = st;
+                    best_len = i - st;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        let hex = |g: &[u16]| g.iter().map(|x| format!("{x:x}")).collect::<Vec<_>>().join(":");
+        if best_len < 2 {
+            return hex(groups);
+        }
+        format!("{}::{}", hex(&groups[..best]), hex(&groups[best + best_len..]))
+    }
+
+    proptest! {
+        #[test]
+        fn every_dotted_quad_is_found(a in 0u8..=255, b in 0u8..=255, c in 0u8..=255, d in 0u8..=255) {
+            let ip = format!("{a}.{b}.{c}.{d}");
+            prop_assert_eq!(v4(&format!("host {ip}:443 up")), vec![ip]);
+        }
+
+        #[test]
+        fn every_ipv6_is_found_full_and_compressed(mut g in proptest::array::uniform8(0u16..=0xffff), zeros in 0usize..8, run in 0usize..6) {
+            for x in g.iter_mut().skip(zeros).take(run) {
+                *x = 0;
+            }
+            let full = g.iter().map(|x| format!("{x:x}")).collect::<Vec<_>>().join(":");
+            let short = compress(&g);
+            for a in [full, short] {
+                prop_assert!(ipv6_valid(a.as_bytes()), "{}", a);
+                prop_assume!(a.bytes().any(|c| c.is_ascii_digit()));
+                prop_assert_eq!(v6(&format!("addr {a} ok")), vec![a.clone()]);
+            }
+        }
+    }
 }

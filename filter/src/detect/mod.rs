@@ -828,6 +828,7 @@ mod tests {
             for m in &out {
                 prop_assert!(m.start < m.end && m.end <= text.len());
                 prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));
+                prop_assert!(m.end - m.start <= max_span(m.detector).unwrap(), "{:?} longer than its MAX_SPAN", m);
             }
         }
 

@@ -330,7 +330,8 @@ fn international(t: &Tokens, k: usize, b: &[u8], d: &[u8]) -> Option<Option<Sep>
     } else {
         (0, 2)
     };
-    if first >= k || g[first].paren {
+    // "00" + digits with no separator is a plain digit run, not a phone.
+    if first >= k || g[first].paren || (!t.plus && k == 1) {
         return None;
     }
     let rest = &d[skip..];
@@ -678,6 +679,37 @@ mod tests {
         let t = "+44 (0) 20 7946 0958 12 34 56";
         for p in phones(t) {
             assert!(p.len() <= MAX_SPAN);
+        }
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn nanp_numbers_are_found_in_every_common_format(area in 200u32..1000, exch in 200u32..1000, line in 0u32..10000, style in 0usize..7) {
+            let p = match style {
+                0 => format!("({area}) {exch}-{line:04}"),
+                1 => format!("{area}-{exch}-{line:04}"),
+                2 => format!("{area}.{exch}.{line:04}"),
+                3 => format!("{area} {exch} {line:04}"),
+                4 => format!("+1 {area} {exch} {line:04}"),
+                5 => format!("+1-{area}-{exch}-{line:04}"),
+                _ => format!("1-{area}-{exch}-{line:04}"),
+            };
+            prop_assert_eq!(phones(&format!("Reach me at {p}, thanks")), vec![p]);
+        }
+
+        #[test]
+        fn plain_digit_runs_are_never_phones(n in "[0-9]{6,15}") {
+            let text = format!("id {n} ok");
+            prop_assert!(phones(&text).is_empty(), "{}", text);
+        }
+
+        #[test]
+        fn iso_dates_and_times_are_never_phones(y in 1970u32..2100, mo in 1u32..13, d in 1u32..29, h in 0u32..24, mi in 0u32..60, s in 0u32..60, t in "[ T]") {
+            let stamp = format!("{y}-{mo:02}-{d:02}{t}{h:02}:{mi:02}:{s:02}");
+            let text = format!("at {stamp} UTC");
+            prop_assert!(phones(&text).is_empty(), "{}", text);
         }
     }
 }

@@ -344,6 +344,30 @@ mod tests {
     }
 
     #[test]
+    fn replacements_are_not_detected_again() {
+        use super::super::{scan_structured, StructuredSet};
+        let values = [
+            (DetectorKind::Email, "john.doe@example.com"),
+            (DetectorKind::Card, "4111 1111 1111 1111"),
+            (DetectorKind::Phone, "+1 (415) 555-2671"),
+            (DetectorKind::Ssn, "123-45-6789"),
+            (DetectorKind::Iban, "DE89 3704 0044 0532 0130 00"),
+            (DetectorKind::Ipv4, "192.168.1.10"),
+            (DetectorKind::Ipv6, "2001:db8::1"),
+            (DetectorKind::OpenAiKey, "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w"),
+            (DetectorKind::AwsAccessKey, "AKIAIOSFODNN7EXAMPLE"),
+        ];
+        for (kind, raw) in values {
+            for style in [RedactStyle::Label, RedactStyle::Partial, RedactStyle::Pseudonym] {
+                let text = format!("value: {} end", replacement(kind, raw, style, &KEY));
+                let mut out = Vec::new();
+                scan_structured(&text, &StructuredSet::all(), &mut out);
+                assert!(out.is_empty(), "{kind:?} {style:?}: {text} -> {out:?}");
+            }
+        }
+    }
+
+    #[test]
     fn pseudonym_never_contains_the_value() {
         let r = replacement(DetectorKind::Ssn, "123-45-6789", RedactStyle::Pseudonym, &KEY);
         assert!(!r.contains("6789"));

@@ -9,7 +9,7 @@
 //! | AWS access key id | `AKIA`/`ASIA`/`ABIA`/`ACCA` + 16 `[A-Z0-9]` |
 //! | GitHub | `ghp_`/`gho_`/`ghu_`/`ghs_`/`ghr_` + ≥ 36 `[A-Za-z0-9]`; `github_pat_` + ≥ 22 `[A-Za-z0-9_]` |
 //! | Slack | `xox[abprse]-` + ≥ 10 `[A-Za-z0-9-]` with a digit |
-//! | OpenAI | `sk-` (+ `proj-`/`svcacct-`/`admin-`/`None-`) + ≥ 20 `[A-Za-z0-9_-]` mixing upper, lower and digits (or ≥ 32 lower-case hex) |
+//! | OpenAI | `sk-` (+ `proj-`/`svcacct-`/`admin-`/`None-`) + ≥ 20 `[A-Za-z0-9_-]` with letters and digits (and mixed case if it contains `-`) |
 //! | Anthropic | `sk-ant-` + ≥ 20 `[A-Za-z0-9_-]` with a digit |
 //! | Stripe | `sk_`/`rk_`/`pk_` + `live_`/`test_` + ≥ 10 `[A-Za-z0-9]` |
 //! | Google API key | `AIza` + exactly 35 `[A-Za-z0-9_-]` |
@@ -265,9 +265,12 @@ fn at_dash(b: &[u8], p: usize) -> Option<Hit> {
                 break;
             }
         }
-        let mixed = v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase) && v.iter().any(u8::is_ascii_digit);
-        let hex = v.len() >= 32 && v.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)) && v.iter().any(u8::is_ascii_digit);
-        if v.len() >= 20 && (mixed || hex) {
+        // Random keys mix letters and digits. A hyphenated run of words
+        // (`sk-learn-compatible-2024`) must also mix case to count.
+        let digit = v.iter().any(u8::is_ascii_digit);
+        let letter = v.iter().any(u8::is_ascii_alphabetic);
+        let mixed_case = v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase);
+        if v.len() >= 20 && digit && letter && (mixed_case || !v.contains(&b'-')) && !placeholder_run(v) {
             return Some((DetectorKind::OpenAiKey, s, e));
         }
         return None;
@@ -827,6 +830,7 @@ mod tests {
             "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z_Q-7rT",
             "sk-svcacct-Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe",
             "sk-0123456789abcdef0123456789abcdef",
+            "sk-abc123def456ghi789jkl012mno345pqr678",
         ] {
             assert_eq!(only(DetectorKind::OpenAiKey, &format!("OPENAI_API_KEY=\"{k}\"")), vec![k.to_string()], "{k}");
         }
@@ -834,7 +838,14 @@ mod tests {
 
     #[test]
     fn rejects_openai_lookalikes() {
-        for t in ["sk-learn", "task-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "sk-this-is-not-a-real-key-at-all", "sk-short1A"] {
+        for t in [
+            "sk-learn",
+            "task-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+            "sk-this-is-not-a-real-key-at-all",
+            "sk-learn-compatible-estimator-2024",
+            "sk-short1A",
+            "sk-abcdefghijklmnopqrstuvwxyz",
+        ] {
             assert!(only(DetectorKind::OpenAiKey, t).is_empty(), "{t}");
         }
     }

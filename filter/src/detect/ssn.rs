@@ -212,4 +212,15 @@ mod tests {
         assert!(!ssn_valid(123, 45, 0));
         assert!(!ssn_valid(78, 5, 1120));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn every_valid_ssn_is_found_dashed_and_spaced(area in 1u16..900, group in 1u16..100, serial in 1u16..10000, sep in "[ -]") {
+            prop_assume!(ssn_valid(area, group, serial));
+            let s = format!("{area:03}{sep}{group:02}{sep}{serial:04}");
+            prop_assert_eq!(ssns(&format!("number {s}.")), vec![s]);
+        }
+    }
 }
