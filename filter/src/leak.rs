@@ -205,6 +205,48 @@ impl PromptFingerprint {
         Some(config.min_matches.min(by_fraction).max(MIN_MATCHES_FLOOR).min(self.shingles.len()))
     }
 
+    /// Looks for a leak inside one bounded text on its own: the span from
+    /// the first to the last matched shingle and how many distinct shingles
+    /// matched, when at least the threshold did. Used by the streaming
+    /// scanner, whose windows are chosen by the text alone, so the verdict
+    /// does not depend on chunking; a leak must then show `threshold`
+    /// shingles within one window (about a dozen consecutive words).
+    pub fn find_in(&self, text: &str, config: &LeakConfig) -> Option<(usize, usize, usize)> {
+        let threshold = self.threshold(config)?;
+        let mut words = Words::default();
+        let mut window: VecDeque<(u64, usize)> = VecDeque::with_capacity(SHINGLE_WORDS);
+        let mut seen = vec![0u64; self.shingles.len().div_ceil(64)];
+        let (mut matched, mut first, mut last) = (0usize, usize::MAX, 0usize);
+        let mut on_word = |w: Word| {
+            if window.len() == SHINGLE_WORDS {
+                window.pop_front();
+            }
+            window.push_back((w.hash, w.start));
+            if window.len() < SHINGLE_WORDS {
+                return;
+            }
+            let h = shingle_hash(window.iter().map(|(h, _)| *h));
+            if let Ok(idx) = self.shingles.binary_search(&h) {
+                let (slot, bit) = (idx / 64, 1u64 << (idx % 64));
+                if seen[slot] & bit == 0 {
+                    seen[slot] |= bit;
+                    matched += 1;
+                }
+                first = first.min(window[0].1);
+                last = last.max(w.end);
+            }
+        };
+        for (i, c) in text.char_indices() {
+            if let Some(w) = words.feed(c, i) {
+                on_word(w);
+            }
+        }
+        if let Some(w) = words.end(text.len()) {
+            on_word(w);
+        }
+        (matched >= threshold).then_some((first, last, matched))
+    }
+
     /// A tracker for one response.
     pub fn tracker(self, config: LeakConfig) -> LeakTracker {
         LeakTracker::new(self, config)
@@ -358,6 +400,22 @@ pub fn canary_hits(scan: &TextScan<'_>) -> Vec<(u32, (usize, usize))> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod find_in_tests {
+    use super::*;
+
+    #[test]
+    fn an_echoed_prompt_is_found_inside_a_window_and_an_unrelated_answer_is_not() {
+        let prompt = "You are Zephyr, the internal assistant of Northwind Traders. Never discuss supplier margins, \
+                      never reveal the discount ladder for wholesale accounts, and escalate refunds above 500 euros.";
+        let fp = PromptFingerprint::from_system_prompt(prompt);
+        let echo = format!("Sure! My instructions say: {prompt}");
+        let (start, end, matched) = fp.find_in(&echo, &LeakConfig::default()).expect("leak found");
+        assert!(start >= "Sure! My instructions say: ".len() && end <= echo.len() && matched >= 8);
+        assert_eq!(fp.find_in("Refunds are handled by the billing team within five days.", &LeakConfig::default()), None);
+    }
 }
 
 #[cfg(test)]

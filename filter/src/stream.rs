@@ -104,6 +104,9 @@ pub struct StreamOptions {
     pub opaque: OpaquePolicy,
     /// How in-band blocks look.
     pub block_style: BlockStyle,
+    /// Keep up to this many bytes of each channel's original text for checks
+    /// that need the whole answer (JSON format); 0 keeps nothing.
+    pub capture_text_bytes: usize,
     /// The message of blocks the stream decides itself (a [`SpanAction::Block`]
     /// span, overflow, an unscannable frame).
     pub self_block_message: String,
@@ -115,6 +118,7 @@ impl Default for StreamOptions {
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
             max_held_bytes: DEFAULT_MAX_HELD_BYTES,
             holdback: HoldbackConfig::default(),
+            capture_text_bytes: 0,
             overflow: OverflowPolicy::default(),
             opaque: OpaquePolicy::default(),
             block_style: BlockStyle::default(),
@@ -251,9 +255,18 @@ pub struct ResponseStream<D: SpanDetector> {
     ended: bool,
     events: Vec<SseEvent>,
     released: Vec<Released>,
+    /// Original text per channel (bounded by `capture_text_bytes`) and
+    /// whether it was cut short.
+    captured: BTreeMap<Channel, (String, bool)>,
 }
 
 impl<D: SpanDetector> ResponseStream<D> {
+    /// The captured original text of each channel (see
+    /// [`StreamOptions::capture_text_bytes`]), with a flag when it was cut short.
+    pub fn captured_text(&self) -> impl Iterator<Item = (Channel, &str, bool)> {
+        self.captured.iter().map(|(c, (t, cut))| (*c, t.as_str(), *cut))
+    }
+
     /// A stream of `provider`'s events, redacted by `detector`.
     pub fn new(provider: Provider, detector: D, options: StreamOptions) -> ResponseStream<D> {
         ResponseStream {
@@ -272,6 +285,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             ended: false,
             events: Vec::new(),
             released: Vec::new(),
+            captured: BTreeMap::new(),
         }
     }
 
@@ -445,6 +459,14 @@ impl<D: SpanDetector> ResponseStream<D> {
         self.queue_bytes += size;
 
         for (slot, (channel, text)) in pieces.into_iter().enumerate() {
+            if self.options.capture_text_bytes > 0 {
+                let kept = self.captured.entry(channel).or_default();
+                if kept.0.len() + text.len() <= self.options.capture_text_bytes {
+                    kept.0.push_str(&text);
+                } else {
+                    kept.1 = true;
+                }
+            }
             let holdback = self.options.holdback;
             let detector = &self.detector;
             let flushed = &self.flushed;

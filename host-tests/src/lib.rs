@@ -36,6 +36,7 @@
 //! from Envoy is listed in `docs/host.md`.
 
 pub mod abi;
+pub mod bench;
 mod clock;
 mod cluster;
 pub mod exchange;

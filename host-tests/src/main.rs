@@ -4,6 +4,7 @@
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use rheostat_filter::policy::Policy;
+use rheostat_host::bench;
 use rheostat_host::exchange::Chunking;
 use rheostat_host::host::{Host, HostConfig};
 use rheostat_host::replay;
@@ -46,6 +47,25 @@ enum Command {
         summary: bool,
         exchanges: PathBuf,
     },
+    /// Benchmark the filter: the engine natively and inside the module, SSE, per-exchange
+    /// overhead, time to first token, memory per stream, scaling, a regex baseline.
+    Bench {
+        /// Print one JSON object (keys documented in README.md, "Benchmarks") instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// The filter module (default: the one `make build` makes).
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// The pass-through module the overhead is measured against.
+        #[arg(long)]
+        passthrough: Option<PathBuf>,
+        /// The policy to measure (default: the default policy, `{}`).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Tiny inputs and one short run per figure: checks the machinery, not the speed.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,6 +85,12 @@ fn main() -> ExitCode {
                 (None, None) => Chunking::Whole,
             };
             match run_replay(&policy, module.as_deref(), workers, &chunking, summary, &exchanges) {
+                Ok(code) => code,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Bench { json, module, passthrough, policy, quick } => {
+            match run_bench(json, module.as_deref(), passthrough.as_deref(), policy.as_deref(), quick) {
                 Ok(code) => code,
                 Err(e) => fail(e),
             }
@@ -129,6 +155,38 @@ fn run_replay(
             serde_json::to_writer(&mut out, &result)?;
             writeln!(out)?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rheostat bench`: the work is in `rheostat_host::bench`; progress goes to stderr.
+fn run_bench(
+    json: bool,
+    module: Option<&std::path::Path>,
+    passthrough: Option<&std::path::Path>,
+    policy: Option<&std::path::Path>,
+    quick: bool,
+) -> Result<ExitCode> {
+    let filter = replay::resolve_module(module)?;
+    let passthrough = passthrough
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| replay::built_module("rheostat_passthrough"));
+    let mut config = if quick {
+        bench::BenchConfig::smoke(filter, passthrough)
+    } else {
+        bench::BenchConfig::full(filter, passthrough)
+    };
+    if let Some(path) = policy {
+        config.policy = match load_policy(path)? {
+            Ok((bytes, _)) => bytes,
+            Err(code) => return Ok(code),
+        };
+    }
+    let report = bench::run(&config, &mut |step| eprintln!("bench: {step}"))?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -211,6 +211,17 @@ impl Worker {
         self.index
     }
 
+    /// Bytes of this VM's linear memory now. Wasm memory only grows, so
+    /// this is the high-water mark of everything the module has allocated
+    /// (what Envoy reports per VM); benchmarks difference it to get the
+    /// state one open stream costs.
+    pub fn memory_bytes(&self) -> usize {
+        self.store
+            .data()
+            .memory
+            .map_or(0, |m| m.data_size(&self.store))
+    }
+
     /// The trap message once the VM has failed (until [`crate::Host::reload_worker`]).
     pub fn failed(&self) -> Option<&str> {
         self.store.data().failed.as_deref()

@@ -60,17 +60,29 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
 /// Card networks recognised by [`issuer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Issuer {
+    /// `4`; 13, 16 or 19 digits.
     Visa,
+    /// `51`–`55`, `2221`–`2720`; 16 digits.
     Mastercard,
+    /// `34`, `37`; 15 digits.
     Amex,
+    /// `6011`, `644`–`649`, `65`, `622126`–`622925`; 16–19 digits.
     Discover,
+    /// `3528`–`3589`; 16–19 digits.
     Jcb,
+    /// `300`–`305`, `3095`, `36`, `38`, `39`; 14–19 digits.
     DinersClub,
+    /// `62`; 16–19 digits.
     UnionPay,
+    /// `5018`, `5020`, `5038`, `5893`, `6304`, `6759`, `6761`–`6763`; 12–19 digits.
     Maestro,
+    /// `2200`–`2204`; 16–19 digits.
     Mir,
+    /// `60`, `508`; 16 digits.
     RuPay,
+    /// `9792`; 16 digits.
     Troy,
+    /// `506099`–`506198`, `650002`–`650027`; 16–19 digits.
     Verve,
 }
 

@@ -29,11 +29,16 @@
 //! Every pattern has a `max_span` (default [`DEFAULT_MAX_SPAN`], at most
 //! [`MAX_SPAN_LIMIT`]): matches longer than that are discarded, which keeps
 //! the streaming hold-back bounded and makes a match independent of where a
-//! scan window starts. For a hit at `h` the regex runs over
-//! `[h − max_span, h + len + 2·max_span]` (from `h` for prefix and class
-//! prefilters); the text before the window stays visible to `\b` and other
-//! look-arounds. Matches never split a UTF-8 character (`regex-lite` works
-//! on `&str` and window edges are rounded to character boundaries).
+//! scan window starts. For a hit at `h` the regex searches from
+//! `lo = h − max_span` (from `lo = h` for prefix and class prefilters) up to
+//! `lo + 2·max_span + len`; the text before `lo` stays visible to `\b` and
+//! other look-arounds. Matches never split a UTF-8 character (`regex-lite`
+//! works on `&str` and window edges are rounded to character boundaries).
+//!
+//! Context: look-arounds see one character either side ([`CONTEXT`]); but a
+//! regex's leftmost-first choice between alternatives can depend on text up
+//! to `max_span` past a match's start, so a streamer should treat a pattern's
+//! right context as its `max_span` ([`CustomSet::context`]).
 //!
 //! Known limits: a user-given literal that some match does not contain makes
 //! those matches invisible (the prefilter is trusted); overlapping matches
@@ -201,6 +206,12 @@ impl CustomSet {
     /// scanner must hold back for these patterns.
     pub fn max_span(&self) -> usize {
         self.patterns.iter().map(|p| p.max_span).max().unwrap_or(0)
+    }
+
+    /// The context the set needs around a match for a stable result: one
+    /// character (4 bytes) on the left, `max_span` on the right.
+    pub fn context(&self) -> Context {
+        Context { left: CONTEXT.left, right: self.max_span().max(CONTEXT.right) }
     }
 
     /// The compiled patterns, in spec order.
@@ -1233,6 +1244,7 @@ mod tests {
         let set = CustomSet::compile(&[spec("a", "ALPHA-\\d+"), b]).unwrap();
         assert_eq!(set.len(), 2);
         assert_eq!(set.max_span(), 1000);
+        assert_eq!(set.context(), Context { left: 4, right: 1000 });
         let mut out = Vec::new();
         set.scan("BETA-1 ALPHA-2", &mut out);
         assert_eq!(out[0].detector, DetectorKind::Custom(0));

@@ -14,7 +14,12 @@
 //! `@`, `:`, `=`, a SWAR skip over digit-free text, `memmem` for `eyJ`) and
 //! only then validates: checksums, lengths, issuer and country tables, the
 //! shape of separators. Nothing allocates per byte and no regex runs over the
-//! text for a built-in.
+//! text for a built-in. The five digit-anchored detectors (card, phone, SSN,
+//! IBAN, IPv4) share one pass over the digit runs.
+//!
+//! Throughput (native, release, one core; `detect::tests::throughput`):
+//! ~1.1 GB/s over plain prose with every detector on, ~300 MB/s over text
+//! dense with numbers, JSON and code.
 //!
 //! # Streaming contract
 //!
@@ -829,6 +834,22 @@ mod tests {
                 prop_assert!(m.start < m.end && m.end <= text.len());
                 prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));
                 prop_assert!(m.end - m.start <= max_span(m.detector).unwrap(), "{:?} longer than its MAX_SPAN", m);
+            }
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_or_adversarial_text(
+            any in any::<String>(),
+            dense in "[0-9a-fA-Z .:@+()\\-_/=#\"'\\\\\n\\[\\]]{0,300}",
+            tokens in "(eyJ|sk-|sk_live_|ghp_|github_pat_|AKIA|AIza|xoxb-|-----BEGIN |PRIVATE KEY-----|-----END |password=|token: |[A-Za-z0-9_=.-]{1,40}|\\\\n| ){0,40}",
+        ) {
+            for text in [&any, &dense, &tokens] {
+                let mut out = Vec::new();
+                scan_structured(text, &StructuredSet::all(), &mut out);
+                for m in &out {
+                    prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));
+                    let _ = mask::mask(m.detector, &text[m.start..m.end]);
+                }
             }
         }
 

@@ -11,7 +11,7 @@
 //!   parentheses, and `(0)` is read as a trunk prefix (`+44 (0)20 7946 0958`).
 //!   Under `+1` the national part must be ten digits. With separators or
 //!   without (`+14155552671`).
-//! - **NANP**: `NXX NXX XXXX` in `(555) 123-4567`, `555-123-4567`,
+//! - **NANP**: `XXX XXX XXXX` in `(555) 123-4567`, `555-123-4567`,
 //!   `555.123.4567`, `555 123 4567`, optionally after a `1` trunk prefix
 //!   (`1-800-555-0199`). Any leading digits are accepted in the area code
 //!   and exchange: `123-456-7890` and `555-123-4567` are what people type.

@@ -16,9 +16,13 @@ pub use response::{BodyVerdict, FindingSource, ResponseMode, ResponseScanner};
 pub use rules::{kind_name, Profile, Rule};
 
 use crate::detect::custom::{CustomSet, CustomSpec};
+use crate::format::Schema;
+use crate::grounding::{FactChecker, FactSpec};
 use crate::injection::InjectionScorer;
+use crate::links::{HostAllowList, LinkPolicy};
 use crate::literals::{blocked_terms_family, LiteralFamily, LiteralSet};
 use crate::policy::{Policy, PolicyError};
+use crate::refusal::RefusalDetector;
 use crate::topics::TopicSet;
 
 /// A policy compiled for the data path. Immutable; replaced whole on reconfigure.
@@ -26,10 +30,16 @@ pub struct Engine {
     policy: Policy,
     profiles: Vec<Profile>,
     custom: CustomSet,
-    /// Blocked terms and canaries: the literal families scanned on both sides.
+    /// Every literal family (blocked terms, canaries, injection phrases,
+    /// refusals, topic keywords) in one automaton: one pass per text.
     literals: LiteralSet,
     injection: InjectionScorer,
     topics: TopicSet,
+    refusal: RefusalDetector,
+    links: LinkPolicy,
+    facts: Option<FactChecker>,
+    /// Per profile: the compiled JSON schema its route requires, if any.
+    schemas: Vec<Option<Schema>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -73,13 +83,45 @@ impl Engine {
         if !policy.canaries.is_empty() {
             families.push(crate::leak::canary_family(&policy.canaries));
         }
-        let literals =
-            LiteralSet::build(&families).map_err(|e| PolicyError::new("blocked_terms", format!("cannot compile: {e}")))?;
         let extra: Vec<(String, f32)> =
             policy.injection.phrases.iter().map(|p| (p.phrase.clone(), p.weight)).collect();
         let injection = InjectionScorer::new(&extra, policy.injection.suspect_score, policy.injection.block_score)
             .map_err(|e| PolicyError::new("injection.phrases", e))?;
         let topics = TopicSet::with_defaults();
+        let refusal = RefusalDetector::with_defaults();
+        families.push(injection.literal_family());
+        families.push(refusal.literal_family());
+        families.extend(topics.literal_families());
+        let literals =
+            LiteralSet::build(&families).map_err(|e| PolicyError::new("blocked_terms", format!("cannot compile: {e}")))?;
+        let allow = HostAllowList::new(&policy.links.allow_hosts)
+            .map_err(|e| PolicyError::new("links.allow_hosts", e))?;
+        let links = LinkPolicy { allow, flag_off_allow_list: true };
+        let facts = if policy.facts.is_empty() {
+            None
+        } else {
+            let specs: Vec<FactSpec> = policy
+                .facts
+                .iter()
+                .map(|f| FactSpec {
+                    name: f.name.clone(),
+                    pattern: f.pattern.clone(),
+                    expected: f.expected.clone(),
+                    prefilter: f.prefilter.clone(),
+                })
+                .collect();
+            Some(FactChecker::new(&specs).map_err(|e| PolicyError::new("facts", e))?)
+        };
+        let mut schemas = vec![None];
+        for (i, route) in policy.routes.iter().enumerate() {
+            let schema = match &route.json_schema {
+                Some(value) => Some(Schema::compile(value).map_err(|e| {
+                    PolicyError::new(format!("routes[{i}].json_schema{}", e.path.replace('/', ".")), e.message)
+                })?),
+                None => None,
+            };
+            schemas.push(schema);
+        }
         let topic_names: Vec<String> = topics.topics().iter().map(|t| t.name.clone()).collect();
         let names: Vec<&str> = topic_names.iter().map(String::as_str).collect();
         for (i, route) in policy.routes.iter().enumerate() {
@@ -96,7 +138,7 @@ impl Engine {
         for route in &policy.routes {
             profiles.push(rules::build_profile(&policy, Some(route), &names));
         }
-        Ok(Engine { policy, profiles, custom, literals, injection, topics })
+        Ok(Engine { policy, profiles, custom, literals, injection, topics, refusal, links, facts, schemas })
     }
 
     pub fn policy(&self) -> &Policy {

@@ -113,7 +113,7 @@ impl Engine {
 
         let samples = Samples::default();
         let spans = RequestSpans(
-            SpanContext { engine: self, profile, side: SideOf::Request, samples: &samples, key },
+            SpanContext { engine: self, profile, side: SideOf::Request, samples: &samples, key, fingerprint: None },
             self.policy.redaction.max_span_bytes.max(crate::detect::secrets::PEM_MAX_SPAN),
         );
         let mut edits: Vec<(Locator, String)> = Vec::new();
@@ -142,7 +142,7 @@ impl Engine {
                 && segment.role != "assistant";
             if user_controlled {
                 if let Some((_, rule)) = profile.rule_on(DetectorKind::Injection, true) {
-                    let score = self.injection.score(&segment.text);
+                    let score = self.injection.score_scan(&self.literals.scan_text(&segment.text, true));
                     verdict.injection_score = verdict.injection_score.max(score.score);
                     if score.level != Level::Clean {
                         let block = score.level == Level::Block;

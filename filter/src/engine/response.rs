@@ -9,6 +9,7 @@ use super::Engine;
 use crate::codec::{self, Fallback, Provider};
 use crate::detect::redact::PseudonymKey;
 use crate::finding::{Action, Finding};
+use crate::leak::PromptFingerprint;
 use crate::holdback::{HoldbackConfig, Redaction, SpanAction, SpanDetector};
 use crate::stream::{rewrite_json_response_with, OpaquePolicy, OverflowPolicy, ResponseStream, StreamOptions};
 use std::rc::Rc;
@@ -34,6 +35,7 @@ pub struct ResponseScanner {
     samples: Rc<Samples>,
     key: PseudonymKey,
     max_span: usize,
+    fingerprint: Option<PromptFingerprint>,
 }
 
 impl ResponseScanner {
@@ -44,6 +46,7 @@ impl ResponseScanner {
             side: SideOf::Response,
             samples: &self.samples,
             key: &self.key,
+            fingerprint: self.fingerprint.as_ref(),
         }
     }
 }
@@ -141,6 +144,8 @@ impl Engine {
             samples: Rc::clone(&samples),
             key,
             max_span: self.policy.redaction.max_span_bytes,
+            fingerprint: Some(PromptFingerprint::from_system_prompt(&request.system_prompt))
+                .filter(|fp| fp.is_active() && self.profile(request.profile).rule_index(crate::finding::DetectorKind::PromptLeak).is_some()),
         };
         let source = FindingSource { engine: Rc::clone(self), profile: request.profile, samples };
         (scanner, source)
@@ -164,6 +169,7 @@ impl Engine {
             holdback: self.holdback_config(),
             overflow: if fail_closed { OverflowPolicy::Block } else { OverflowPolicy::FlushEarly },
             opaque: if fail_closed { OpaquePolicy::Block } else { OpaquePolicy::Forward },
+            capture_text_bytes: if self.checks_format(request) { self.policy.body.max_response_bytes } else { 0 },
             ..StreamOptions::default()
         };
         (ResponseStream::new(provider, scanner, options), source)
@@ -185,6 +191,18 @@ impl Engine {
             .filter(|(_, f)| !f.repeat)
             .filter_map(|(_, f)| source.finding(f.tag, f.start, f.end))
             .collect();
+        let mut findings = findings;
+        if self.checks_format(request) {
+            if let Ok(view) = codec::parse_response(provider, body) {
+                let texts: Vec<&str> = view
+                    .segments
+                    .iter()
+                    .filter(|s| s.channel.kind == crate::codec::ChannelKind::Text)
+                    .map(|s| s.text.as_str())
+                    .collect();
+                findings.extend(self.format_findings(request, texts));
+            }
+        }
         let blocked = findings.iter().any(|f| f.action == Action::Block);
         let body = if blocked {
             let model = request.model.as_deref().unwrap_or("");
@@ -198,5 +216,51 @@ impl Engine {
             None
         };
         BodyVerdict { body, findings, blocked }
+    }
+}
+
+impl Engine {
+    /// Whether answers to this request must be JSON: the route requires it or
+    /// the client asked for it (`response_format`).
+    pub fn checks_format(&self, request: &RequestContext) -> bool {
+        let profile = self.profile(request.profile);
+        (profile.require_json || request.wants_json) && profile.rule_index(crate::finding::DetectorKind::Format).is_some()
+    }
+
+    /// Checks complete answer texts against JSON validity and the route's
+    /// schema. One finding per bad text; the sample is the parse error or the
+    /// first violation (paths and types, never values).
+    pub fn format_findings<'t>(&self, request: &RequestContext, texts: impl IntoIterator<Item = &'t str>) -> Vec<Finding> {
+        let profile = self.profile(request.profile);
+        let Some(index) = profile.rule_index(crate::finding::DetectorKind::Format) else { return Vec::new() };
+        if !self.checks_format(request) {
+            return Vec::new();
+        }
+        let rule = profile.rule(index);
+        let schema = self.schemas.get(request.profile).and_then(Option::as_ref);
+        let mut out = Vec::new();
+        for text in texts {
+            let problem = match schema {
+                Some(schema) => schema.check_response(text).err().map(|p| match p {
+                    crate::format::FormatProblem::Json(e) => format!("not JSON: {}", e.message),
+                    crate::format::FormatProblem::Schema(v) => {
+                        v.first().map_or_else(String::new, |v| format!("schema: {}: {}", v.path, v.message))
+                    }
+                }),
+                None => crate::format::parse_response(text).err().map(|e| format!("not JSON: {}", e.message)),
+            };
+            if let Some(sample) = problem {
+                out.push(Finding {
+                    detector: rule.name.clone(),
+                    category: rule.category,
+                    severity: rule.severity,
+                    action: rule.action,
+                    start: 0,
+                    end: text.len(),
+                    sample,
+                });
+            }
+        }
+        out
     }
 }

@@ -10,7 +10,9 @@ use crate::detect::redact::{replacement, replacement_with_label, PseudonymKey};
 use crate::detect::scan_structured;
 use crate::finding::{DetectorKind, Match};
 use crate::holdback::Redaction;
-use crate::literals::Family;
+use crate::leak::{LeakConfig, PromptFingerprint};
+use crate::links::LinkIssueKind;
+use crate::literals::{Family, TextScan};
 
 /// Which side a text is on: a few detectors only make sense on one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,8 @@ pub struct SpanContext<'a> {
     pub side: SideOf,
     pub samples: &'a Samples,
     pub key: &'a PseudonymKey,
+    /// The request's system prompt, when it is distinctive enough to spot an echo of.
+    pub fingerprint: Option<&'a PromptFingerprint>,
 }
 
 impl SpanContext<'_> {
@@ -52,19 +56,84 @@ impl SpanContext<'_> {
             let tag = self.samples.tag(index, mask(m.detector, raw));
             out.push(Redaction { start: m.start, end: m.end, replacement: replacement_text, tag });
         }
-        self.find_literals(text, out);
-    }
-
-    /// Blocked terms and canaries, matched on normalised text and mapped
-    /// back to the original span.
-    fn find_literals(&self, text: &str, out: &mut Vec<Redaction>) {
-        if self.engine.literals.pattern_count() == 0 {
-            return;
-        }
         // Canaries are worth a second look inside encoded blobs: echoing a
         // secret in base64 is the oldest exfiltration trick.
         let decode = !self.request() && !self.engine.policy.canaries.is_empty();
         let scan = self.engine.literals.scan_text(text, decode);
+        self.find_literals(&scan, out);
+        if !self.request() {
+            self.find_response_only(text, &scan, out);
+        }
+    }
+
+    fn push(&self, kind: DetectorKind, start: usize, end: usize, replacement: &str, sample: String, out: &mut Vec<Redaction>) {
+        if let Some((index, _)) = self.profile.rule_on(kind, self.request()) {
+            let tag = self.samples.tag(index, sample);
+            out.push(Redaction { start, end, replacement: replacement.to_string(), tag });
+        }
+    }
+
+    /// Detectors that judge what a model says: leaks of its own prompt,
+    /// SQL, links, contradicted facts, refusals and sensitive topics.
+    fn find_response_only(&self, text: &str, scan: &TextScan<'_>, out: &mut Vec<Redaction>) {
+        let engine = self.engine;
+        if let Some(fp) = self.fingerprint {
+            if let Some((start, end, matched)) = fp.find_in(text, &LeakConfig::default()) {
+                let sample = format!("{matched} phrases of the system prompt");
+                self.push(DetectorKind::PromptLeak, start, end, "[REDACTED]", sample, out);
+            }
+        }
+        if self.profile.rule_index(DetectorKind::Sql).is_some() {
+            let mut found = Vec::new();
+            crate::sql::find_sql(text, &mut found);
+            for m in found {
+                let sample = format!("{:?} statement", m.kind).to_lowercase();
+                self.push(DetectorKind::Sql, m.start, m.end, "[SQL]", sample, out);
+            }
+        }
+        let checks_links = self.profile.rule_index(DetectorKind::MarkdownExfil).is_some()
+            || self.profile.rule_index(DetectorKind::Link).is_some();
+        if checks_links && memchr::memmem::find(text.as_bytes(), b"://").is_some() {
+            let mut issues = Vec::new();
+            engine.links.check(text, &mut issues);
+            for issue in issues {
+                let (kind, sample) = match issue.kind {
+                    LinkIssueKind::Exfil => {
+                        (DetectorKind::MarkdownExfil, format!("{} ({})", issue.host, issue.reason.unwrap_or("data in URL")))
+                    }
+                    LinkIssueKind::OffAllowList => (DetectorKind::Link, issue.host.clone()),
+                };
+                self.push(kind, issue.start, issue.end, "[link removed]", sample, out);
+            }
+        }
+        if let Some(facts) = &engine.facts {
+            let mut contradictions = Vec::new();
+            facts.check(text, &mut contradictions);
+            for c in contradictions {
+                let name = facts.name(c.fact).unwrap_or("fact").to_string();
+                self.push(DetectorKind::Fact(c.fact), c.start, c.end, "[unverified]", format!("{name} contradicted"), out);
+            }
+        }
+        if self.profile.rule_index(DetectorKind::Refusal).is_some() {
+            let verdict = engine.refusal.score_scan(scan);
+            if let (true, Some(&(start, end))) = (verdict.refused, verdict.spans.first()) {
+                let sample = format!("refusal score {:.2}", verdict.score);
+                self.push(DetectorKind::Refusal, start, end, "", sample, out);
+            }
+        }
+        if !self.profile.topics.is_empty() {
+            for verdict in engine.topics.classify_scan(scan) {
+                if let (true, Some(&(start, end))) = (verdict.flagged, verdict.spans.first()) {
+                    let sample = format!("{} score {:.2}", verdict.name, verdict.score);
+                    self.push(DetectorKind::Topic(verdict.topic), start, end, "[TOPIC]", sample, out);
+                }
+            }
+        }
+    }
+
+    /// Blocked terms and canaries, matched on normalised text and mapped
+    /// back to the original span.
+    fn find_literals(&self, scan: &TextScan<'_>, out: &mut Vec<Redaction>) {
         for source in scan.sources() {
             for hit in source.hits {
                 let (kind, label) = match hit.family {

