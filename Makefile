@@ -35,6 +35,28 @@ demo: build
 	  $(RHEOSTAT) replay --policy examples/policies/default.json --workers 2 --chunking random --seed 1 --summary $$f; \
 	done
 
+# Builds first, then measures (about a minute; see README.md "Benchmarks").
+bench: build
+	$(RHEOSTAT) bench
+
+# Every fuzz target for FUZZ_SECONDS each, one after another, on nightly
+# (cargo-fuzz needs -Zsanitizer). New inputs go to fuzz/target/corpus/<t>;
+# the committed seeds in fuzz/corpus/<t> are only read, so they stay small.
+# A crash lands in fuzz/artifacts/<t>/: once fixed, copy it to
+# fuzz/regressions/<t>/ and `make test` replays it for good.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := policy sse codec_request codec_response stream_differential normalize json_schema
+
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+	cd fuzz
+	for t in $(FUZZ_TARGETS); do
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"
+	  mkdir -p target/corpus/$$t
+	  cargo +nightly fuzz run $$t target/corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS)
+	done
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --exclude rheostat-probe --exclude rheostat-passthrough -- -D warnings

@@ -33,8 +33,10 @@
 //! came from. The map is built lazily: while every output byte sits at the
 //! same offset as its source (ASCII text with at most case and single-byte
 //! substitutions), no map is stored at all and spans map by identity. The
-//! map is monotonic (non-decreasing) and every entry is a char boundary of
-//! the original, so [`Normalized::original_span`] never splits a character.
+//! map is monotonic (non-decreasing) and every entry at a char boundary of
+//! the normalised text is a char boundary of the original, so
+//! [`Normalized::original_span`], which first widens a span to whole
+//! normalised characters, never splits a character.
 //!
 //! # Obfuscation marks
 //! Each non-trivial fold (homoglyph, leet, spacing, invisible character …)
@@ -123,6 +125,19 @@ impl Normalized {
         let len = self.text.len();
         let end = end.min(len);
         let start = start.min(end);
+        // Widen a span that splits a normalised character to the whole
+        // character: map entries are char boundaries of the original only at
+        // char boundaries of the normalised text (an identity prefix that
+        // was materialised keeps one offset per byte).
+        let empty = start == end;
+        let mut start = start;
+        while !self.text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = if empty { start } else { end };
+        while !self.text.is_char_boundary(end) {
+            end += 1;
+        }
         if self.map.is_empty() {
             return (start, end);
         }

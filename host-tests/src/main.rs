@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use rheostat_filter::policy::Policy;
+use rheostat_filter::engine::Engine;
 use rheostat_host::bench;
 use rheostat_host::exchange::Chunking;
 use rheostat_host::host::{Host, HostConfig};
@@ -89,8 +89,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Bench { json, module, passthrough, policy, quick } => {
-            match run_bench(json, module.as_deref(), passthrough.as_deref(), policy.as_deref(), quick) {
+        Command::Bench {
+            json,
+            module,
+            passthrough,
+            policy,
+            quick,
+        } => {
+            let (module, passthrough, policy) =
+                (module.as_deref(), passthrough.as_deref(), policy.as_deref());
+            match run_bench(json, module, passthrough, policy, quick) {
                 Ok(code) => code,
                 Err(e) => fail(e),
             }
@@ -103,11 +111,12 @@ fn fail(error: anyhow::Error) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Reads and validates a policy; an invalid one is reported with its JSON path and exit code 2.
-fn load_policy(path: &std::path::Path) -> Result<Result<(Vec<u8>, Policy), ExitCode>> {
+/// Reads and compiles a policy exactly as the filter's `on_configure` does;
+/// an invalid one is reported with its JSON path and exit code 2.
+fn load_policy(path: &std::path::Path) -> Result<Result<(Vec<u8>, Engine), ExitCode>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read policy {}", path.display()))?;
-    match Policy::from_json(&bytes) {
-        Ok(policy) => Ok(Ok((bytes, policy))),
+    match Engine::from_json(&bytes) {
+        Ok(engine) => Ok(Ok((bytes, engine))),
         Err(e) => {
             eprintln!("error: {e}");
             Ok(Err(ExitCode::from(2)))
@@ -117,8 +126,8 @@ fn load_policy(path: &std::path::Path) -> Result<Result<(Vec<u8>, Policy), ExitC
 
 fn check(path: &std::path::Path) -> ExitCode {
     match load_policy(path) {
-        Ok(Ok((_, policy))) => {
-            println!("ok: {}", policy.summary());
+        Ok(Ok((_, engine))) => {
+            println!("ok: {}", engine.summary());
             ExitCode::SUCCESS
         }
         Ok(Err(code)) => code,

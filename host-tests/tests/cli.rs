@@ -29,6 +29,28 @@ fn check_accepts_the_example_policy_with_a_summary() {
 }
 
 #[test]
+fn check_accepts_every_example_policy() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let out = rheostat(&["check", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        checked += 1;
+    }
+    assert!(checked >= 2);
+}
+
+#[test]
+fn check_compiles_patterns_and_names_the_bad_one() {
+    let path = temp_file("bad-regex.json", r#"{"custom_patterns": [{"name": "a", "pattern": "ACME-[0-9]{4}"}, {"name": "b", "pattern": "x(["}]}"#);
+    let out = rheostat(&["check", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("error: custom_patterns[1]."), "{stderr}");
+}
+
+#[test]
 fn check_rejects_an_invalid_policy_with_exit_2_and_the_json_path() {
     let path = temp_file("bad.json", r#"{"subject": {"region_header": 7}}"#);
     let out = rheostat(&["check", path.to_str().unwrap()]);

@@ -161,6 +161,16 @@ impl Engine {
         &self.profiles[index.min(self.profiles.len() - 1)]
     }
 
+    /// How many bytes around a span can change a verdict on it: the widest
+    /// context any enabled detector reads (a `password=` key 96 bytes to the
+    /// left, a custom regex's look-ahead), at least the 48 bytes injection and
+    /// literal boundaries need.
+    pub fn span_context(&self) -> usize {
+        let structured = crate::detect::MAX_STRUCTURED_CONTEXT;
+        let custom = if self.custom.is_empty() { 0 } else { self.custom.context().left.max(self.custom.context().right) };
+        structured.left.max(structured.right).max(custom).max(48)
+    }
+
     /// One line for logs and `rheostat check`.
     pub fn summary(&self) -> String {
         let rules: usize = self.profiles[0].rules.len();

@@ -57,7 +57,7 @@ impl SpanDetector for RequestSpans<'_> {
         self.1
     }
     fn context(&self) -> usize {
-        32
+        self.0.engine.span_context()
     }
     fn find(&self, text: &str, out: &mut Vec<Redaction>) {
         self.0.find(text, out)
@@ -73,6 +73,55 @@ impl SpanDetector for RequestSpans<'_> {
 }
 
 impl Engine {
+    fn request_spans<'a>(&'a self, profile: &'a super::Profile, samples: &'a Samples, key: &'a PseudonymKey) -> RequestSpans<'a> {
+        RequestSpans(
+            SpanContext { engine: self, profile, side: SideOf::Request, samples, key, fingerprint: None },
+            // A request is judged whole, so even a PEM block fits one window.
+            self.policy.redaction.max_span_bytes.max(crate::detect::secrets::PEM_MAX_SPAN),
+        )
+    }
+
+    /// A body of no known provider shape, scanned as one plain text
+    /// (`body.scan_unknown_as_text`).
+    fn inspect_plain_request(
+        &self,
+        profile: &super::Profile,
+        text: &str,
+        key: &PseudonymKey,
+        mut verdict: RequestVerdict,
+    ) -> RequestVerdict {
+        let samples = Samples::default();
+        let spans = self.request_spans(profile, &samples, key);
+        let redacted = redact_str(&spans, HoldbackConfig::default(), text);
+        let mut blocked = false;
+        for applied in &redacted.redactions {
+            let Some((rule_index, sample)) = samples.get(applied.tag) else { continue };
+            let rule = profile.rule(rule_index);
+            blocked |= rule.action == Action::Block;
+            verdict.findings.push(Finding {
+                detector: rule.name.clone(),
+                category: rule.category,
+                severity: rule.severity,
+                action: rule.action,
+                start: applied.start,
+                end: applied.end,
+                sample,
+            });
+        }
+        verdict.uninspected = Some("unknown format: scanned as plain text".into());
+        verdict.outcome = if blocked {
+            RequestOutcome::Block {
+                status: 403,
+                body: codec::error_body(Provider::Unknown, 403, "The request was blocked by a content policy."),
+            }
+        } else if redacted.changed {
+            RequestOutcome::Rewrite(redacted.text.into_bytes())
+        } else {
+            RequestOutcome::Forward
+        };
+        verdict
+    }
+
     /// Inspects a complete request body sent to `path`.
     pub fn inspect_request(&self, path: &str, body: &[u8], key: &PseudonymKey) -> RequestVerdict {
         let profile_index = self.profile_for(path);
@@ -88,7 +137,14 @@ impl Engine {
         if body.is_empty() {
             return verdict;
         }
-        let view = match codec::parse_request(path, body) {
+        let parsed = codec::parse_request(path, body);
+        let known = matches!(&parsed, Ok(view) if view.provider != Provider::Unknown);
+        if !known && self.policy.body.scan_unknown_as_text {
+            if let Ok(text) = std::str::from_utf8(body) {
+                return self.inspect_plain_request(profile, text, key, verdict);
+            }
+        }
+        let view = match parsed {
             Ok(view) => view,
             Err(e) => {
                 verdict.uninspected = Some(e.to_string());
@@ -112,10 +168,7 @@ impl Engine {
         verdict.context.wants_json = matches!(view.response_format.as_deref(), Some("json_object" | "json_schema"));
 
         let samples = Samples::default();
-        let spans = RequestSpans(
-            SpanContext { engine: self, profile, side: SideOf::Request, samples: &samples, key, fingerprint: None },
-            self.policy.redaction.max_span_bytes.max(crate::detect::secrets::PEM_MAX_SPAN),
-        );
+        let spans = self.request_spans(profile, &samples, key);
         let mut edits: Vec<(Locator, String)> = Vec::new();
         let mut blocked = false;
         for segment in &view.segments {

@@ -56,9 +56,7 @@ impl SpanDetector for ResponseScanner {
         self.max_span
     }
     fn context(&self) -> usize {
-        // Word boundaries and separators need a few bytes; the IPv4 rule
-        // (no version-string prefix) looks furthest, 16 bytes.
-        32
+        self.engine.span_context()
     }
     fn find(&self, text: &str, out: &mut Vec<Redaction>) {
         self.context().find(text, out)
@@ -122,14 +120,17 @@ impl Engine {
                 ResponseMode::Pass(reason)
             }
         };
-        if let Some(encoding) = content_encoding.map(str::trim).filter(|e| !e.is_empty() && *e != "identity") {
-            return uninspectable(format!("compressed response ({encoding})"));
+        if let Err(coding) = crate::decompress::Coding::from_header(content_encoding) {
+            return uninspectable(format!("compressed response ({coding})"));
         }
         let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         let provider = request.provider.unwrap_or(Provider::Unknown);
+        let as_text = self.policy.body.scan_unknown_as_text;
         match media.as_str() {
             "text/event-stream" => ResponseMode::Stream(provider),
+            "application/json" if provider == Provider::Unknown && as_text => ResponseMode::Buffer(Provider::Unknown),
             "application/json" => ResponseMode::Buffer(provider),
+            m if as_text && (m.starts_with("text/") || m.ends_with("+json")) => ResponseMode::Buffer(Provider::Unknown),
             _ if request.provider.is_none() => ResponseMode::Pass("not an LLM API request".into()),
             "" => uninspectable("response without a content-type".into()),
             other => uninspectable(format!("unexpected content-type {other}")),
@@ -184,6 +185,9 @@ impl Engine {
         key: PseudonymKey,
     ) -> BodyVerdict {
         let (scanner, source) = self.scanner(request, key);
+        if provider == Provider::Unknown {
+            return self.inspect_plain_response(request, &scanner, &source, body);
+        }
         let rewrite = rewrite_json_response_with(provider, body, &scanner, self.holdback_config());
         let findings: Vec<Finding> = rewrite
             .findings
@@ -220,6 +224,33 @@ impl Engine {
 }
 
 impl Engine {
+    /// A response body of no known shape, scanned as one plain text
+    /// (`body.scan_unknown_as_text`); a block replaces it with a plain notice.
+    fn inspect_plain_response(
+        &self,
+        request: &RequestContext,
+        scanner: &ResponseScanner,
+        source: &FindingSource,
+        body: &[u8],
+    ) -> BodyVerdict {
+        let Ok(text) = std::str::from_utf8(body) else {
+            return BodyVerdict { body: None, findings: Vec::new(), blocked: false };
+        };
+        let redacted = crate::holdback::redact_str(scanner, self.holdback_config(), text);
+        let mut findings: Vec<Finding> =
+            redacted.redactions.iter().filter_map(|r| source.finding(r.tag, r.start, r.end)).collect();
+        if self.checks_format(request) {
+            findings.extend(self.format_findings(request, [text]));
+        }
+        let blocked = findings.iter().any(|f| f.action == Action::Block);
+        let body = if blocked {
+            Some(b"The response was withheld by a content policy.".to_vec())
+        } else {
+            redacted.changed.then(|| redacted.text.into_bytes())
+        };
+        BodyVerdict { body, findings, blocked }
+    }
+
     /// Whether answers to this request must be JSON: the route requires it or
     /// the client asked for it (`response_format`).
     pub fn checks_format(&self, request: &RequestContext) -> bool {

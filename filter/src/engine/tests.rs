@@ -187,3 +187,19 @@ fn json_required_route_flags_an_answer_that_breaks_the_schema() {
     let good = br#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"```json\n{\"name\": \"Ada\"}\n```"},"finish_reason":"stop"}]}"#;
     assert!(e.inspect_response_body(&ctx, crate::codec::Provider::OpenAiChat, good, KEY).findings.is_empty());
 }
+
+#[test]
+fn unknown_formats_pass_unless_the_policy_scans_them_as_text() {
+    let body = br#"{"query": "contact jane.doe@example.com"}"#;
+    let e = engine("{}");
+    let v = e.inspect_request("/v1/search", body, &KEY);
+    assert_eq!(v.outcome, RequestOutcome::Forward);
+    let e = engine(r#"{"body": {"scan_unknown_as_text": true}}"#);
+    let v = e.inspect_request("/v1/search", body, &KEY);
+    let RequestOutcome::Rewrite(out) = v.outcome else { panic!("{:?}", v.outcome) };
+    assert_eq!(out, br#"{"query": "contact [EMAIL]"}"#);
+    let ctx = v.context;
+    assert_eq!(e.response_mode(&ctx, Some("text/plain; charset=utf-8"), None), ResponseMode::Buffer(crate::codec::Provider::Unknown));
+    let r = e.inspect_response_body(&ctx, crate::codec::Provider::Unknown, b"Call +1 415-555-0132 now", KEY);
+    assert_eq!(r.body.unwrap(), b"Call [PHONE] now");
+}

@@ -239,7 +239,10 @@ pub struct BodyPolicy {
     pub max_response_bytes: usize,
     /// Remove `accept-encoding` from requests so upstreams answer uncompressed.
     pub strip_accept_encoding: bool,
-    /// Scan responses of unknown shape as plain text (otherwise: pass through).
+    /// Bodies that are not a known provider format (other APIs behind the
+    /// same route, plain text answers) are scanned as plain UTF-8 text
+    /// instead of passing with an audit note. Streams of unknown events
+    /// still pass (buffering them would stall the client).
     pub scan_unknown_as_text: bool,
 }
 

@@ -29,9 +29,14 @@ impl Policy {
 
     /// One line describing the policy, for `rheostat check` and startup logs.
     pub fn summary(&self) -> String {
+        let header = |h: &Option<String>| h.clone().unwrap_or_else(|| "-".into());
         format!(
-            "policy {:?}: window {}s, tick {}ms, tenant from {:?}, region from {:?}",
-            self.name, self.window_secs, self.tick_ms, self.subject.tenant_header, self.subject.region_header
+            "policy {:?}: window {}s, tick {}ms, tenant from {}, region from {}",
+            self.name,
+            self.window_secs,
+            self.tick_ms,
+            header(&self.subject.tenant_header),
+            header(&self.subject.region_header)
         )
     }
 

@@ -6,6 +6,7 @@ use super::host::{self, Metric, ProxyStore};
 use super::root::Shared;
 use crate::audit::{to_line, ExchangeEvent, FindingEvent, Subject};
 use crate::codec::Provider;
+use crate::decompress::{Coding, Decoder};
 use crate::detect::redact::PseudonymKey;
 use crate::engine::{FindingSource, RequestContext, RequestOutcome, ResponseMode, ResponseScanner};
 use crate::finding::Finding;
@@ -41,6 +42,9 @@ pub struct Exchange {
     outcome: &'static str,
     /// Why a body went uninspected, for the audit event.
     note: Option<String>,
+    /// Decodes a gzip/deflate response that arrived despite the stripped
+    /// `accept-encoding`; the client then gets it uncompressed.
+    decoder: Option<Decoder>,
     /// We answered locally during the request phase; Envoy passes that
     /// reply through our own response callbacks, which must leave it alone.
     local_reply: bool,
@@ -63,6 +67,7 @@ impl Exchange {
             findings: Vec::new(),
             outcome: "forwarded",
             note: None,
+            decoder: None,
             local_reply: false,
         }
     }
@@ -221,6 +226,11 @@ impl HttpContext for Exchange {
         if !matches!(self.response, ResponseState::Pass) {
             // Redaction changes the length; headers are final once this returns.
             let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, "content-length");
+            if let Ok(Some(coding)) = Coding::from_header(content_encoding.as_deref()) {
+                let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, "content-encoding");
+                self.decoder = Some(Decoder::new(coding, engine.policy().body.max_response_bytes));
+                self.note = Some(format!("decompressed {coding:?} response", coding = coding).to_lowercase());
+            }
         }
         Action::Continue
     }
@@ -233,7 +243,18 @@ impl HttpContext for Exchange {
                 Action::Continue
             }
             ResponseState::Stream(stream, _) => {
-                let chunk = body(BufferType::HttpResponseBody, body_size);
+                let chunk = match decode(&mut self.decoder, body(BufferType::HttpResponseBody, body_size), end_of_stream) {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        // Headers already promised an uncompressed body: end in-band.
+                        let out = stream.block("The response could not be decoded for inspection.");
+                        replace_body(BufferType::HttpResponseBody, body_size, &out);
+                        self.note = Some(e.to_string());
+                        self.outcome = "refused";
+                        self.response = ResponseState::Drop;
+                        return Action::Continue;
+                    }
+                };
                 let mut out = stream.push(&chunk);
                 let mut format_findings = Vec::new();
                 if end_of_stream {
@@ -272,7 +293,16 @@ impl HttpContext for Exchange {
                 if !end_of_stream {
                     return Action::Pause;
                 }
-                let whole = body(BufferType::HttpResponseBody, body_size);
+                let whole = match decode(&mut self.decoder, body(BufferType::HttpResponseBody, body_size), true) {
+                    Ok(whole) => whole,
+                    Err(e) => {
+                        let body = crate::codec::error_body(provider, 502, "The response could not be decoded for inspection.");
+                        replace_body(BufferType::HttpResponseBody, body_size, &body);
+                        self.note = Some(e.to_string());
+                        self.outcome = "refused";
+                        return Action::Continue;
+                    }
+                };
                 let verdict =
                     self.shared.engine.inspect_response_body(&self.request, provider, &whole, self.pseudonym_key());
                 if let Some(new_body) = &verdict.body {
@@ -315,6 +345,17 @@ impl HttpContext for Exchange {
         };
         host::log(LogLevel::Info, &to_line(&event));
     }
+}
+
+/// Runs response bytes through the decoder, if the response is compressed.
+fn decode(decoder: &mut Option<Decoder>, bytes: Vec<u8>, end: bool) -> Result<Vec<u8>, crate::decompress::DecodeError> {
+    let Some(decoder) = decoder else { return Ok(bytes) };
+    let mut out = Vec::with_capacity(bytes.len() * 4);
+    decoder.push(&bytes, &mut out)?;
+    if end {
+        decoder.finish()?;
+    }
+    Ok(out)
 }
 
 /// The lower-case serde name of an enum value, for metric names.

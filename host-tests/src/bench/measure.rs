@@ -12,6 +12,10 @@ pub struct Timing {
     pub runs: usize,
     /// Each run repeats the work until it lasts at least this long.
     pub min_run: Duration,
+    /// Time one figure may take: a call so slow that `runs` of it would
+    /// pass this gets fewer runs (at least one), so a slow engine makes the
+    /// suite report slow figures instead of running for an hour.
+    pub max_figure: Duration,
 }
 
 /// The median of `values` (the mean of the middle two for an even count);
@@ -43,14 +47,23 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
 
 /// Median seconds per call of `f`: one warm-up call (which also sizes the
 /// batch), then `timing.runs` batches of equal size, each lasting at least
-/// `timing.min_run`.
+/// `timing.min_run`. Within `timing.max_figure`: fewer runs of a slow call,
+/// and a call slower than the whole budget is measured once (its warm-up).
 pub fn seconds_per_call<R>(timing: Timing, mut f: impl FnMut() -> R) -> f64 {
     let start = Instant::now();
     black_box(f());
     let once = start.elapsed().max(Duration::from_nanos(50));
-    let batch = (timing.min_run.as_secs_f64() / once.as_secs_f64()).ceil().clamp(1.0, 1e7) as usize;
-    let mut per_call = Vec::with_capacity(timing.runs);
-    for _ in 0..timing.runs.max(1) {
+    if once >= timing.max_figure {
+        return once.as_secs_f64();
+    }
+    let batch = (timing.min_run.as_secs_f64() / once.as_secs_f64())
+        .ceil()
+        .clamp(1.0, 1e7) as usize;
+    let affordable =
+        (timing.max_figure.as_secs_f64() / (once.as_secs_f64() * batch as f64)).floor() as usize;
+    let runs = timing.runs.max(1).min(affordable.max(1));
+    let mut per_call = Vec::with_capacity(runs);
+    for _ in 0..runs {
         let start = Instant::now();
         for _ in 0..batch {
             black_box(f());

@@ -92,7 +92,11 @@ impl BenchConfig {
             body_chunk: 16 << 10,
             sse_text_bytes: 16 << 10,
             sse_chunks: vec![256, 1024, 16 << 10],
-            timing: Timing { runs: 5, min_run: Duration::from_millis(100) },
+            timing: Timing {
+                runs: 5,
+                min_run: Duration::from_millis(100),
+                max_figure: Duration::from_secs(3),
+            },
             exchange_runs: 5,
             exchanges_per_run: 400,
             exchange_request_bytes: 2048,
@@ -112,7 +116,11 @@ impl BenchConfig {
             body_chunk: 4 << 10,
             sse_text_bytes: 1 << 10,
             sse_chunks: vec![256, 1024],
-            timing: Timing { runs: 1, min_run: Duration::from_millis(1) },
+            timing: Timing {
+                runs: 1,
+                min_run: Duration::from_millis(1),
+                max_figure: Duration::from_secs(1),
+            },
             exchange_runs: 1,
             exchanges_per_run: 5,
             exchange_frames: 20,
@@ -131,9 +139,21 @@ pub const BYTES_PER_TOKEN: f64 = 4.0;
 /// Runs every measurement; `progress` gets one line per step.
 pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Report> {
     let started = Instant::now();
-    for (what, path) in [("filter", &config.filter_module), ("pass-through", &config.passthrough_module)] {
+    let progress = &mut |step: &str| {
+        progress(&format!(
+            "[{:5.1} s] {step}",
+            started.elapsed().as_secs_f64()
+        ))
+    };
+    for (what, path) in [
+        ("filter", &config.filter_module),
+        ("pass-through", &config.passthrough_module),
+    ] {
         if !path.exists() {
-            bail!("the {what} module {} does not exist: run `make build` first", path.display());
+            bail!(
+                "the {what} module {} does not exist: run `make build` first",
+                path.display()
+            );
         }
     }
     let timing = config.timing;
@@ -146,9 +166,28 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     report.module_bytes = std::fs::metadata(&config.filter_module)?.len();
     report.passthrough_module_bytes = std::fs::metadata(&config.passthrough_module)?.len();
 
-    let request = corpus::chat_request(config.seed + 1, config.exchange_request_bytes, false, false);
-    let stream_request = corpus::chat_request(config.seed + 1, config.exchange_request_bytes, true, false);
-    let anthropic_request = corpus::chat_request(config.seed + 1, config.exchange_request_bytes, true, true);
+    // The buffered-body exchange asks without PII, so its findings are the answer's alone.
+    let request = corpus::chat_request(
+        config.seed + 1,
+        config.exchange_request_bytes,
+        false,
+        false,
+        false,
+    );
+    let stream_request = corpus::chat_request(
+        config.seed + 1,
+        config.exchange_request_bytes,
+        true,
+        false,
+        true,
+    );
+    let anthropic_request = corpus::chat_request(
+        config.seed + 1,
+        config.exchange_request_bytes,
+        true,
+        true,
+        true,
+    );
     let native = Native::new(&config.policy, &stream_request, &anthropic_request)?;
     let mut rng = Rng::new(config.seed);
     let openai_meta = StreamMeta::openai(&mut rng);
@@ -179,7 +218,13 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
 
     progress("body scan: module under the host");
     let body_text = String::from_utf8(body).context("the generated body is not UTF-8")?;
-    let body_exchange = wasm::exchange(Provider::OpenAiChat, &request, "application/json", body_text, None);
+    let body_exchange = wasm::exchange(
+        Provider::OpenAiChat,
+        &request,
+        "application/json",
+        body_text,
+        None,
+    );
     let chunking = crate::exchange::Chunking::Fixed(config.body_chunk);
     let mut filter = wasm::start(&config.filter_module, &config.policy)?;
     let shared = filter.shared();
@@ -210,17 +255,25 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     // ---- SSE streams ----
     let (sse_text, _) = corpus::answer_text(config.seed + 2, config.sse_text_bytes);
     let sse_tokens = corpus::tokens(&sse_text);
-    for (provider, name) in [(Provider::OpenAiChat, "openai"), (Provider::Anthropic, "anthropic")] {
+    for (provider, name) in [
+        (Provider::OpenAiChat, "openai"),
+        (Provider::Anthropic, "anthropic"),
+    ] {
         let frames = match provider {
             Provider::Anthropic => corpus::anthropic_sse(&anthropic_meta, &sse_tokens),
             _ => corpus::openai_sse(&openai_meta, &sse_tokens),
         };
         let stream = frames.concat();
-        let req = if provider == Provider::Anthropic { &anthropic_request } else { &stream_request };
+        let req = if provider == Provider::Anthropic {
+            &anthropic_request
+        } else {
+            &stream_request
+        };
         let ex = wasm::exchange(provider, req, "text/event-stream", stream.clone(), None);
         for &chunk in &config.sse_chunks {
             progress(&format!("SSE: {name}, {chunk}-byte chunks"));
-            let native_s = seconds_per_call(timing, || native.stream(provider, stream.as_bytes(), chunk));
+            let native_s =
+                seconds_per_call(timing, || native.stream(provider, stream.as_bytes(), chunk));
             let chunking = crate::exchange::Chunking::Fixed(chunk);
             let worker = filter.worker(0);
             wasm::run_checked(worker, &ex, &chunking)?;
@@ -257,9 +310,18 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     // ---- per-exchange overhead: filter vs pass-through ----
     progress("per-exchange latency: filter vs pass-through");
     let (answer, _) = corpus::answer_text(config.seed + 3, config.exchange_frames * 8);
-    let answer_tokens: Vec<&str> = corpus::tokens(&answer).into_iter().take(config.exchange_frames.saturating_sub(4)).collect();
+    let answer_tokens: Vec<&str> = corpus::tokens(&answer)
+        .into_iter()
+        .take(config.exchange_frames.saturating_sub(4))
+        .collect();
     let chat_frames = corpus::openai_sse(&openai_meta, &answer_tokens);
-    report.exchange = exchange_latency(config, &mut filter, &mut pass, &stream_request, &chat_frames);
+    report.exchange = exchange_latency(
+        config,
+        &mut filter,
+        &mut pass,
+        &stream_request,
+        &chat_frames,
+    );
     report.overhead_us_p50 = report.exchange.filter_us_p50 - report.exchange.passthrough_us_p50;
     report.overhead_us_p99 = report.exchange.filter_us_p99 - report.exchange.passthrough_us_p99;
     drop(pass);
@@ -278,7 +340,12 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     let anthropic_frames = corpus::anthropic_sse(&anthropic_meta, &ttft_tokens);
     let first_anthropic = native.first_text(Provider::Anthropic, &anthropic_frames);
     report.ttft_anthropic_frames = delay(&first_anthropic, &ttft_tokens, 3).0;
-    let released = wasm::first_text(filter.worker(0), Provider::OpenAiChat, &stream_request, &openai_frames);
+    let released = wasm::first_text(
+        filter.worker(0),
+        Provider::OpenAiChat,
+        &stream_request,
+        &openai_frames,
+    );
     report.ttft_wasm_frames = released.map_or(openai_frames.len(), |r| r.saturating_sub(1));
     shared.take_logs();
     drop(filter);
@@ -290,22 +357,40 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     let mut fill_frames = corpus::openai_sse(&openai_meta, &fill_tokens);
     fill_frames.truncate(fill_tokens.len() + 1); // the role frame and the token frames: the stream stays open
     let mut mem_host = wasm::start(&config.filter_module, &config.policy)?;
-    let warm = wasm::exchange(Provider::OpenAiChat, &stream_request, "text/event-stream", String::new(), Some(fill_frames.clone()));
+    let warm = wasm::exchange(
+        Provider::OpenAiChat,
+        &stream_request,
+        "text/event-stream",
+        String::new(),
+        Some(fill_frames.clone()),
+    );
     wasm::run_checked(mem_host.worker(0), &warm, &crate::exchange::Chunking::Whole)?;
-    let memory = wasm::stream_memory(&mut mem_host, Provider::OpenAiChat, &stream_request, &fill_frames, config.streams);
+    let memory = wasm::stream_memory(
+        &mut mem_host,
+        Provider::OpenAiChat,
+        &stream_request,
+        &fill_frames,
+        config.streams,
+        20,
+    );
     mem_host.shared().take_logs();
     drop(mem_host);
-    let n = config.streams.max(1) as f64;
     report.streams = config.streams;
     report.linear_memory_base_bytes = memory.base;
     report.linear_memory_bytes = memory.loaded;
-    report.bytes_per_idle_stream = memory.opened.saturating_sub(memory.base) as f64 / n;
-    report.bytes_per_stream = memory.loaded.saturating_sub(memory.base) as f64 / n;
-    report.holdback_bytes = native.first_text(Provider::OpenAiChat, &fill_frames).held_bytes;
-    report.bytes_per_stream_beyond_window = (report.bytes_per_stream - report.holdback_bytes as f64).max(0.0);
+    report.bytes_per_idle_stream = memory.per_idle_stream;
+    report.bytes_per_stream = memory.per_loaded_stream;
+    report.holdback_bytes = native
+        .first_text(Provider::OpenAiChat, &fill_frames)
+        .held_bytes;
+    report.bytes_per_stream_beyond_window =
+        (report.bytes_per_stream - report.holdback_bytes as f64).max(0.0);
 
     // ---- scaling with response length ----
-    let scale_timing = Timing { runs: timing.runs.min(3), ..timing };
+    let scale_timing = Timing {
+        runs: timing.runs.min(3),
+        ..timing
+    };
     for &size in &config.length_sizes {
         progress(&format!("scaling: {size}-byte answer"));
         let (t, _) = corpus::answer_text(config.seed + 6, size);
@@ -316,7 +401,9 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
         let (t, _) = corpus::answer_text(config.seed + 7, (size / 50).max(64));
         let toks = corpus::tokens(&t);
         let stream = corpus::openai_sse(&openai_meta, &toks).concat();
-        let s = seconds_per_call(scale_timing, || native.stream(Provider::OpenAiChat, stream.as_bytes(), 16 << 10));
+        let s = seconds_per_call(scale_timing, || {
+            native.stream(Provider::OpenAiChat, stream.as_bytes(), 16 << 10)
+        });
         report.sse_length_scaling.push(point(stream.len(), s));
     }
     report.length_linearity = report::spread(&report.length_scaling, 10 << 10);
@@ -328,15 +415,28 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     for &terms in &config.literal_counts {
         progress(&format!("scaling: {terms} blocked terms"));
         let policy = blocked_terms_policy(config.seed, terms);
-        let compile_s = seconds_per_call(Timing { runs: 3, min_run: Duration::from_millis(1) }, || {
-            rheostat_filter::engine::Engine::from_json(&policy).is_ok()
-        });
+        let compile_s = seconds_per_call(
+            Timing {
+                runs: 3,
+                min_run: Duration::from_millis(1),
+                ..timing
+            },
+            || rheostat_filter::engine::Engine::from_json(&policy).is_ok(),
+        );
         let with_terms = Native::new(&policy, &stream_request, &anthropic_request)?;
         let s = seconds_per_call(timing, || with_terms.body(Provider::OpenAiChat, &lit_body));
         let p = point(lit_text.len(), s);
-        report.literal_scaling.push(LiteralPoint { terms, compile_ms: compile_s * 1e3, ns_per_byte: p.ns_per_byte, mb_s: p.mb_s });
+        report.literal_scaling.push(LiteralPoint {
+            terms,
+            compile_ms: compile_s * 1e3,
+            ns_per_byte: p.ns_per_byte,
+            mb_s: p.mb_s,
+        });
     }
-    if let (Some(first), Some(last)) = (report.literal_scaling.first(), report.literal_scaling.last()) {
+    if let (Some(first), Some(last)) = (
+        report.literal_scaling.first(),
+        report.literal_scaling.last(),
+    ) {
         report.literal_flatness = ratio(last.ns_per_byte, first.ns_per_byte);
     }
 
@@ -354,14 +454,20 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 fn point(bytes: usize, seconds: f64) -> ScalePoint {
-    ScalePoint { bytes, ns_per_byte: seconds * 1e9 / bytes.max(1) as f64, mb_s: mb_per_s(bytes, seconds) }
+    ScalePoint {
+        bytes,
+        ns_per_byte: seconds * 1e9 / bytes.max(1) as f64,
+        mb_s: mb_per_s(bytes, seconds),
+    }
 }
 
 /// Frames and text bytes that arrived after the first text-bearing frame
 /// and before the first text reached the client. `lead` is the number of
 /// frames before the first token frame in the generated stream.
 fn delay(first: &native::FirstText, tokens: &[&str], lead: usize) -> (usize, usize) {
-    let Some(first_in) = first.first_text_frame else { return (0, 0) };
+    let Some(first_in) = first.first_text_frame else {
+        return (0, 0);
+    };
     let released = first.released_at.unwrap_or(tokens.len() + lead);
     let frames = released.saturating_sub(first_in);
     // Token i is in frame i + lead; count the text of frames first_in+1 ..= released.
@@ -379,12 +485,27 @@ fn blocked_terms_policy(seed: u64, n: usize) -> Vec<u8> {
     let letters = b"bcdfghjklmnpqrstvwxz";
     let word = |r: &mut Rng| -> String {
         let len = r.range(5, 11);
-        (0..len).map(|i| if i % 2 == 1 { b"aeiou"[r.below(5)] as char } else { letters[r.below(letters.len())] as char }).collect()
+        (0..len)
+            .map(|i| {
+                if i % 2 == 1 {
+                    b"aeiou"[r.below(5)] as char
+                } else {
+                    letters[r.below(letters.len())] as char
+                }
+            })
+            .collect()
     };
     let terms: Vec<String> = (0..n)
-        .map(|i| if i % 4 == 3 { format!("{} {}", word(&mut r), word(&mut r)) } else { format!("{}{}", word(&mut r), i % 7) })
+        .map(|i| {
+            if i % 4 == 3 {
+                format!("{} {}", word(&mut r), word(&mut r))
+            } else {
+                format!("{}{}", word(&mut r), i % 7)
+            }
+        })
         .collect();
-    serde_json::to_vec(&serde_json::json!({ "blocked_terms": { "bench": terms } })).unwrap_or_default()
+    serde_json::to_vec(&serde_json::json!({ "blocked_terms": { "bench": terms } }))
+        .unwrap_or_default()
 }
 
 /// Drives one chat exchange through `worker` with the Stream API: request
@@ -405,7 +526,13 @@ fn drive(worker: &mut crate::Worker, request: &[u8], frames: &[String]) -> usize
         false,
     );
     s.request_body(request, true);
-    s.response_headers(&[(":status", "200"), ("content-type", "text/event-stream; charset=utf-8")], false);
+    s.response_headers(
+        &[
+            (":status", "200"),
+            ("content-type", "text/event-stream; charset=utf-8"),
+        ],
+        false,
+    );
     let n = frames.len();
     for (i, f) in frames.iter().enumerate() {
         s.response_body(f.as_bytes(), i + 1 == n);

@@ -21,10 +21,21 @@ impl Native {
     /// Compiles `policy` and inspects one OpenAI and one Anthropic request
     /// (their contexts carry the system prompt the response side checks).
     pub fn new(policy: &[u8], openai_request: &[u8], anthropic_request: &[u8]) -> Result<Native> {
-        let engine = Rc::new(Engine::from_json(policy).map_err(|e| anyhow!("the benchmark policy is invalid: {e}"))?);
-        let openai = engine.inspect_request("/v1/chat/completions", openai_request, &KEY).context;
-        let anthropic = engine.inspect_request("/v1/messages", anthropic_request, &KEY).context;
-        Ok(Native { engine, openai, anthropic })
+        let engine = Rc::new(
+            Engine::from_json(policy)
+                .map_err(|e| anyhow!("the benchmark policy is invalid: {e}"))?,
+        );
+        let openai = engine
+            .inspect_request("/v1/chat/completions", openai_request, &KEY)
+            .context;
+        let anthropic = engine
+            .inspect_request("/v1/messages", anthropic_request, &KEY)
+            .context;
+        Ok(Native {
+            engine,
+            openai,
+            anthropic,
+        })
     }
 
     fn context(&self, provider: Provider) -> &RequestContext {
@@ -36,14 +47,18 @@ impl Native {
 
     /// Inspects a buffered JSON response: (findings, blocked).
     pub fn body(&self, provider: Provider, body: &[u8]) -> (usize, bool) {
-        let v = self.engine.inspect_response_body(self.context(provider), provider, body, KEY);
+        let v = self
+            .engine
+            .inspect_response_body(self.context(provider), provider, body, KEY);
         (v.findings.len(), v.blocked)
     }
 
     /// Streams `bytes` through a response stream in `chunk`-byte pushes;
     /// returns the bytes sent downstream and the findings.
     pub fn stream(&self, provider: Provider, bytes: &[u8], chunk: usize) -> (usize, usize) {
-        let (mut stream, _) = self.engine.open_stream(self.context(provider), provider, KEY);
+        let (mut stream, _) = self
+            .engine
+            .open_stream(self.context(provider), provider, KEY);
         let mut out = 0;
         for piece in bytes.chunks(chunk.max(1)) {
             out += stream.push(piece).len();
@@ -55,9 +70,13 @@ impl Native {
     /// Pushes `frames` one at a time and reports when the first visible
     /// text comes out, and the state the stream holds after all of them.
     pub fn first_text(&self, provider: Provider, frames: &[String]) -> FirstText {
-        let (mut stream, _) = self.engine.open_stream(self.context(provider), provider, KEY);
+        let (mut stream, _) = self
+            .engine
+            .open_stream(self.context(provider), provider, KEY);
         let mut result = FirstText::default();
-        let first_in = frames.iter().position(|f| visible_text(provider, f.as_bytes()) > 0);
+        let first_in = frames
+            .iter()
+            .position(|f| visible_text(provider, f.as_bytes()) > 0);
         for (i, frame) in frames.iter().enumerate() {
             let out = stream.push(frame.as_bytes());
             if result.released_at.is_none() && visible_text(provider, &out) > 0 {
@@ -90,8 +109,12 @@ pub fn visible_text(provider: Provider, sse: &[u8]) -> usize {
     let text = String::from_utf8_lossy(sse);
     let mut total = 0;
     for line in text.lines() {
-        let Some(data) = line.strip_prefix("data: ") else { continue };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else { continue };
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+            continue;
+        };
         let piece = match provider {
             Provider::Anthropic => v.pointer("/delta/text"),
             _ => v.pointer("/choices/0/delta/content"),

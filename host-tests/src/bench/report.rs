@@ -125,8 +125,14 @@ pub struct Report {
 /// at least `from` bytes (below that, fixed per-call costs dominate and
 /// say nothing about linearity). 1.0 is perfectly linear.
 pub fn spread(points: &[ScalePoint], from: usize) -> f64 {
-    let v: Vec<f64> = points.iter().filter(|p| p.bytes >= from).map(|p| p.ns_per_byte).collect();
-    let (lo, hi) = v.iter().fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    let v: Vec<f64> = points
+        .iter()
+        .filter(|p| p.bytes >= from)
+        .map(|p| p.ns_per_byte)
+        .collect();
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
     if v.is_empty() || lo <= 0.0 {
         0.0
     } else {
@@ -139,25 +145,77 @@ impl Report {
     pub fn judge(&mut self) {
         let mut t = Vec::new();
         let mut at_least = |name: &str, key: &str, value: f64, min: f64| {
-            t.push(Target { name: name.into(), key: key.into(), target: format!(">= {min}"), value, pass: value >= min });
+            t.push(Target {
+                name: name.into(),
+                key: key.into(),
+                target: format!(">= {min}"),
+                value,
+                pass: value >= min,
+            });
         };
-        at_least("inside the module >= 50% of native speed", "wasm_vs_native", self.wasm_vs_native, 0.5);
-        at_least("default-policy body scan (module) >= 300 MB/s", "wasm_mb_s", self.wasm_mb_s, 300.0);
-        at_least("SSE (module, 1 KiB chunks) >= 1,000,000 frames/s", "sse_frames_per_s", self.sse_frames_per_s, 1e6);
-        at_least(">= 10x the per-pattern regex baseline", "baseline_ratio", self.baseline_ratio, 10.0);
+        at_least(
+            "inside the module >= 50% of native speed",
+            "wasm_vs_native",
+            self.wasm_vs_native,
+            0.5,
+        );
+        at_least(
+            "default-policy body scan (module) >= 300 MB/s",
+            "wasm_mb_s",
+            self.wasm_mb_s,
+            300.0,
+        );
+        at_least(
+            "SSE (module, 1 KiB chunks) >= 1,000,000 frames/s",
+            "sse_frames_per_s",
+            self.sse_frames_per_s,
+            1e6,
+        );
+        at_least(
+            ">= 10x the per-pattern regex baseline",
+            "baseline_ratio",
+            self.baseline_ratio,
+            10.0,
+        );
         let mut at_most = |name: &str, key: &str, value: f64, max: f64| {
-            t.push(Target { name: name.into(), key: key.into(), target: format!("<= {max}"), value, pass: value <= max });
+            t.push(Target {
+                name: name.into(),
+                key: key.into(),
+                target: format!("<= {max}"),
+                value,
+                pass: value <= max,
+            });
         };
-        at_most("overhead above pass-through <= 100 us at p99", "overhead_us_p99", self.overhead_us_p99, 100.0);
+        at_most(
+            "overhead above pass-through <= 100 us at p99",
+            "overhead_us_p99",
+            self.overhead_us_p99,
+            100.0,
+        );
         at_most(
             "<= 16 KiB per open stream beyond the hold-back window",
             "bytes_per_stream_beyond_window",
             self.bytes_per_stream_beyond_window,
             16384.0,
         );
-        at_most("module <= 400 KiB", "module_bytes", self.module_bytes as f64, 409_600.0);
-        at_most("linear in response length (ns/byte spread)", "length_linearity", self.length_linearity, 1.5);
-        at_most("near-flat in the number of literals (10k vs 10 terms)", "literal_flatness", self.literal_flatness, 1.5);
+        at_most(
+            "module <= 400 KiB",
+            "module_bytes",
+            self.module_bytes as f64,
+            409_600.0,
+        );
+        at_most(
+            "linear in response length (ns/byte spread)",
+            "length_linearity",
+            self.length_linearity,
+            1.5,
+        );
+        at_most(
+            "near-flat in the number of literals (10k vs 10 terms)",
+            "literal_flatness",
+            self.literal_flatness,
+            1.5,
+        );
         self.targets = t;
     }
 
@@ -165,50 +223,184 @@ impl Report {
     pub fn table(&self) -> String {
         let mut s = String::new();
         let w = &mut s;
-        let _ = writeln!(w, "Rheostat benchmarks (default policy; median of {} runs, >= {:.0} ms each; seed {})", self.runs, self.min_run_ms, self.seed);
+        let _ = writeln!(
+            w,
+            "Rheostat benchmarks (default policy; median of {} runs, >= {:.0} ms each; seed {})",
+            self.runs, self.min_run_ms, self.seed
+        );
         let _ = writeln!(w);
-        let _ = writeln!(w, "Buffered JSON body ({} KiB body, {} KiB of answer text, {} planted PII/secrets)", self.body_bytes / 1024, self.content_bytes / 1024, self.planted_items);
-        let _ = writeln!(w, "  {:<44} {:>12}", "native engine", format!("{:.1} MB/s", self.native_mb_s));
-        let _ = writeln!(w, "  {:<44} {:>12}", "module under the host", format!("{:.1} MB/s", self.wasm_mb_s));
-        let _ = writeln!(w, "  {:<44} {:>12}", "module / native", format!("{:.2}", self.wasm_vs_native));
-        let _ = writeln!(w, "  {:<44} {:>12}", "same exchange through pass-through module", format!("{:.1} MB/s", self.passthrough_body_mb_s));
-        let _ = writeln!(w, "  {:<44} {:>12}", "findings (native / module)", format!("{} / {}", self.native_findings, self.wasm_findings));
-        let _ = writeln!(w, "  {:<44} {:>12}", "per-pattern regex baseline (native)", format!("{:.1} MB/s", self.baseline_mb_s));
-        let _ = writeln!(w, "  {:<44} {:>12}", format!("native engine / baseline ({} regexes)", self.baseline_patterns), format!("{:.1}x", self.baseline_ratio));
+        let _ = writeln!(
+            w,
+            "Buffered JSON body ({} KiB body, {} KiB of answer text, {} planted PII/secrets)",
+            self.body_bytes / 1024,
+            self.content_bytes / 1024,
+            self.planted_items
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "native engine",
+            format!("{:.1} MB/s", self.native_mb_s)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "module under the host",
+            format!("{:.1} MB/s", self.wasm_mb_s)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "module / native",
+            format!("{:.2}", self.wasm_vs_native)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "same exchange through pass-through module",
+            format!("{:.1} MB/s", self.passthrough_body_mb_s)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "findings (native / module)",
+            format!("{} / {}", self.native_findings, self.wasm_findings)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "per-pattern regex baseline (native)",
+            format!("{:.1} MB/s", self.baseline_mb_s)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            format!(
+                "native engine / baseline ({} regexes)",
+                self.baseline_patterns
+            ),
+            format!("{:.1}x", self.baseline_ratio)
+        );
         let _ = writeln!(w);
         let _ = writeln!(w, "SSE streams (one token per frame)");
-        let _ = writeln!(w, "  {:<10} {:>7} {:>8} {:>14} {:>10} {:>14} {:>10}", "provider", "chunk", "frames", "native fr/s", "MB/s", "module fr/s", "MB/s");
+        let _ = writeln!(
+            w,
+            "  {:<10} {:>7} {:>8} {:>14} {:>10} {:>14} {:>10}",
+            "provider", "chunk", "frames", "native fr/s", "MB/s", "module fr/s", "MB/s"
+        );
         for f in &self.sse {
             let _ = writeln!(
                 w,
                 "  {:<10} {:>7} {:>8} {:>14.0} {:>10.1} {:>14.0} {:>10.1}",
-                f.provider, f.chunk_bytes, f.frames, f.native_frames_per_s, f.native_mb_s, f.wasm_frames_per_s, f.wasm_mb_s
+                f.provider,
+                f.chunk_bytes,
+                f.frames,
+                f.native_frames_per_s,
+                f.native_mb_s,
+                f.wasm_frames_per_s,
+                f.wasm_mb_s
             );
         }
         let _ = writeln!(w);
         let e = &self.exchange;
         let _ = writeln!(w, "Per exchange ({} B request, {}-frame streamed answer, one frame per callback; {} samples)", e.request_bytes, e.response_frames, e.samples);
         let _ = writeln!(w, "  {:<44} {:>12} {:>12}", "", "p50", "p99");
-        let _ = writeln!(w, "  {:<44} {:>9.1} us {:>9.1} us", "rheostat_filter.wasm", e.filter_us_p50, e.filter_us_p99);
-        let _ = writeln!(w, "  {:<44} {:>9.1} us {:>9.1} us", "rheostat_passthrough.wasm", e.passthrough_us_p50, e.passthrough_us_p99);
-        let _ = writeln!(w, "  {:<44} {:>9.1} us {:>9.1} us", "overhead", self.overhead_us_p50, self.overhead_us_p99);
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>9.1} us {:>9.1} us",
+            "rheostat_filter.wasm", e.filter_us_p50, e.filter_us_p99
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>9.1} us {:>9.1} us",
+            "rheostat_passthrough.wasm", e.passthrough_us_p50, e.passthrough_us_p99
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>9.1} us {:>9.1} us",
+            "overhead", self.overhead_us_p50, self.overhead_us_p99
+        );
         let _ = writeln!(w);
-        let _ = writeln!(w, "Time to first token (hold-back window, frames pushed one at a time)");
-        let _ = writeln!(w, "  {:<44} {:>12}", "frames before the first text shows (OpenAI)", format!("{} (module: {})", self.ttft_frames, self.ttft_wasm_frames));
-        let _ = writeln!(w, "  {:<44} {:>12}", "frames before the first text shows (Anthropic)", self.ttft_anthropic_frames);
-        let _ = writeln!(w, "  {:<44} {:>12}", "text held back", format!("{} B", self.ttft_text_bytes));
-        let _ = writeln!(w, "  {:<44} {:>12}", "delay at 30 tokens/s (4 B/token)", format!("{:.0} ms", self.ttft_ms_at_30_tps));
-        let _ = writeln!(w, "  {:<44} {:>12}", "delay at 100 tokens/s (4 B/token)", format!("{:.0} ms", self.ttft_ms_at_100_tps));
+        let _ = writeln!(
+            w,
+            "Time to first token (hold-back window, frames pushed one at a time)"
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "frames before the first text shows (OpenAI)",
+            format!("{} (module: {})", self.ttft_frames, self.ttft_wasm_frames)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "frames before the first text shows (Anthropic)", self.ttft_anthropic_frames
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "text held back",
+            format!("{} B", self.ttft_text_bytes)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "delay at 30 tokens/s (4 B/token)",
+            format!("{:.0} ms", self.ttft_ms_at_30_tps)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "delay at 100 tokens/s (4 B/token)",
+            format!("{:.0} ms", self.ttft_ms_at_100_tps)
+        );
         let _ = writeln!(w);
-        let _ = writeln!(w, "Memory ({} concurrent open streams in one VM)", self.streams);
-        let _ = writeln!(w, "  {:<44} {:>12}", "per stream, response headers only", format!("{:.0} B", self.bytes_per_idle_stream));
-        let _ = writeln!(w, "  {:<44} {:>12}", "per stream, hold-back window full", format!("{:.0} B", self.bytes_per_stream));
-        let _ = writeln!(w, "  {:<44} {:>12}", "  of which held frames + text (engine)", format!("{} B", self.holdback_bytes));
-        let _ = writeln!(w, "  {:<44} {:>12}", "  beyond the hold-back window", format!("{:.0} B", self.bytes_per_stream_beyond_window));
-        let _ = writeln!(w, "  {:<44} {:>12}", "linear memory before / with the streams", format!("{} / {} KiB", self.linear_memory_base_bytes / 1024, self.linear_memory_bytes / 1024));
+        let _ = writeln!(
+            w,
+            "Memory ({} concurrent open streams in one VM)",
+            self.streams
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "per stream, response headers only",
+            format!("{:.0} B", self.bytes_per_idle_stream)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "per stream, hold-back window full",
+            format!("{:.0} B", self.bytes_per_stream)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "  of which held frames + text (engine)",
+            format!("{} B", self.holdback_bytes)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "  beyond the hold-back window",
+            format!("{:.0} B", self.bytes_per_stream_beyond_window)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "linear memory before / with the streams",
+            format!(
+                "{} / {} KiB",
+                self.linear_memory_base_bytes / 1024,
+                self.linear_memory_bytes / 1024
+            )
+        );
         let _ = writeln!(w);
         let _ = writeln!(w, "Scaling (native)");
-        let _ = writeln!(w, "  {:<12} {:>12} {:>12} {:>12} {:>12}", "length", "body ns/B", "MB/s", "SSE ns/B", "MB/s");
+        let _ = writeln!(
+            w,
+            "  {:<12} {:>12} {:>12} {:>12} {:>12}",
+            "length", "body ns/B", "MB/s", "SSE ns/B", "MB/s"
+        );
         let n = self.length_scaling.len().max(self.sse_length_scaling.len());
         for i in 0..n {
             let b = self.length_scaling.get(i);
@@ -224,22 +416,61 @@ impl Report {
                 sse.map_or("-".into(), |p| format!("{:.1}", p.mb_s)),
             );
         }
-        let _ = writeln!(w, "  ns/byte spread from 10 KiB up: body {:.2}, SSE {:.2} (1.0 = linear)", self.length_linearity, self.sse_length_linearity);
-        let _ = writeln!(w, "  {:<12} {:>12} {:>12} {:>12}", "terms", "compile ms", "ns/B", "MB/s");
+        let _ = writeln!(
+            w,
+            "  ns/byte spread from 10 KiB up: body {:.2}, SSE {:.2} (1.0 = linear)",
+            self.length_linearity, self.sse_length_linearity
+        );
+        let _ = writeln!(
+            w,
+            "  {:<12} {:>12} {:>12} {:>12}",
+            "terms", "compile ms", "ns/B", "MB/s"
+        );
         for p in &self.literal_scaling {
-            let _ = writeln!(w, "  {:<12} {:>12.1} {:>12.2} {:>12.1}", p.terms, p.compile_ms, p.ns_per_byte, p.mb_s);
+            let _ = writeln!(
+                w,
+                "  {:<12} {:>12.1} {:>12.2} {:>12.1}",
+                p.terms, p.compile_ms, p.ns_per_byte, p.mb_s
+            );
         }
         let _ = writeln!(w);
         let _ = writeln!(w, "Module size");
-        let _ = writeln!(w, "  {:<44} {:>12}", "rheostat_filter.wasm", format!("{} B ({} KiB)", self.module_bytes, self.module_bytes / 1024));
-        let _ = writeln!(w, "  {:<44} {:>12}", "rheostat_passthrough.wasm", format!("{} B ({} KiB)", self.passthrough_module_bytes, self.passthrough_module_bytes / 1024));
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "rheostat_filter.wasm",
+            format!("{} B ({} KiB)", self.module_bytes, self.module_bytes / 1024)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "rheostat_passthrough.wasm",
+            format!(
+                "{} B ({} KiB)",
+                self.passthrough_module_bytes,
+                self.passthrough_module_bytes / 1024
+            )
+        );
         let _ = writeln!(w);
         let _ = writeln!(w, "Targets");
         for t in &self.targets {
-            let _ = writeln!(w, "  [{}] {:<58} {} = {} (target {})", if t.pass { "pass" } else { "FAIL" }, t.name, t.key, short(t.value), t.target);
+            let _ = writeln!(
+                w,
+                "  [{}] {:<58} {} = {} (target {})",
+                if t.pass { "pass" } else { "FAIL" },
+                t.name,
+                t.key,
+                short(t.value),
+                t.target
+            );
         }
         let passed = self.targets.iter().filter(|t| t.pass).count();
-        let _ = writeln!(w, "  {passed} of {} targets met; measured in {:.0} s", self.targets.len(), self.elapsed_s);
+        let _ = writeln!(
+            w,
+            "  {passed} of {} targets met; measured in {:.0} s",
+            self.targets.len(),
+            self.elapsed_s
+        );
         s
     }
 }

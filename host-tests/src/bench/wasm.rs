@@ -75,10 +75,18 @@ pub fn exchange(
 
 /// Runs one exchange and checks it went through (forwarded, answered 200,
 /// not reset, no trap): a benchmark of a broken path measures nothing.
-pub fn run_checked(worker: &mut Worker, ex: &Exchange, chunking: &Chunking) -> Result<ExchangeResult> {
+pub fn run_checked(
+    worker: &mut Worker,
+    ex: &Exchange,
+    chunking: &Chunking,
+) -> Result<ExchangeResult> {
     let mut r = worker.run_exchange(ex, chunking);
     derive_findings(&mut r);
-    if let Some(trap) = r.events.iter().find(|e| e.get("event").and_then(|v| v.as_str()) == Some("trap")) {
+    if let Some(trap) = r
+        .events
+        .iter()
+        .find(|e| e.get("event").and_then(|v| v.as_str()) == Some("trap"))
+    {
         bail!("the module trapped during a benchmark exchange: {trap}");
     }
     if !r.request.forwarded || r.response.status != 200 || r.response.reset || r.response.local {
@@ -106,15 +114,29 @@ pub fn outcome(r: &ExchangeResult) -> Option<String> {
 
 /// Streams `frames` one per body callback through the module and reports
 /// the index of the frame whose callback first released answer text.
-pub fn first_text(worker: &mut Worker, provider: Provider, request: &[u8], frames: &[String]) -> Option<usize> {
+pub fn first_text(
+    worker: &mut Worker,
+    provider: Provider,
+    request: &[u8],
+    frames: &[String],
+) -> Option<usize> {
     let mut s = worker.open_stream();
     let path = path_of(provider);
     s.request_headers(
-        &[(":method", "POST"), (":path", path), (":authority", "llm.local"), (":scheme", "http"), ("content-type", "application/json")],
+        &[
+            (":method", "POST"),
+            (":path", path),
+            (":authority", "llm.local"),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+        ],
         false,
     );
     s.request_body(request, true);
-    s.response_headers(&[(":status", "200"), ("content-type", "text/event-stream")], false);
+    s.response_headers(
+        &[(":status", "200"), ("content-type", "text/event-stream")],
+        false,
+    );
     let mut seen = 0;
     let mut released = None;
     for (i, frame) in frames.iter().enumerate() {
@@ -129,45 +151,105 @@ pub fn first_text(worker: &mut Worker, provider: Provider, request: &[u8], frame
     released
 }
 
-/// Linear memory of one VM with `n` streams open at once, each with its
-/// request inspected and `frames` of its SSE response pushed.
-#[derive(Debug, Clone, Copy, Default)]
+/// Linear memory of one VM with many streams open at once.
+///
+/// Linear memory is only a high-water mark: the allocator first reuses the
+/// memory freed after compiling the policy (several MiB), so the first
+/// streams cost no growth at all. The per-stream figures are therefore
+/// slopes: memory is sampled after each batch of streams, and the cost of a
+/// stream is the growth per stream from the first batch that made memory
+/// grow to the last one.
+#[derive(Debug, Clone, Default)]
 pub struct StreamMemory {
-    /// Before any of the streams was opened (after a warm-up exchange).
+    /// Before any stream was opened (after a warm-up exchange).
     pub base: usize,
-    /// After every stream got its response headers (no body yet).
-    pub opened: usize,
-    /// After every stream got its frames.
+    /// With every loaded stream open.
     pub loaded: usize,
+    /// Bytes per stream with its hold-back window full (0: never grew).
+    pub per_loaded_stream: f64,
+    /// Bytes per stream with only response headers (0: never grew).
+    pub per_idle_stream: f64,
 }
 
-/// Opens `n` concurrent streams on worker 0 of `host` and measures linear
-/// memory at each stage. The streams stay in flight (detached) until the
-/// host is dropped.
-pub fn stream_memory(host: &mut Host, provider: Provider, request: &[u8], frames: &[String], n: usize) -> StreamMemory {
+/// The growth per stream of `(streams, memory)` samples, from the first
+/// sample that grew past `base` to the last (0 when fewer than two grew).
+pub fn slope(base: usize, samples: &[(usize, usize)]) -> f64 {
+    let Some(first) = samples.iter().position(|&(_, m)| m > base) else {
+        return 0.0;
+    };
+    let (n0, m0) = samples[first];
+    let (n1, m1) = samples[samples.len() - 1];
+    if n1 <= n0 {
+        return 0.0;
+    }
+    (m1 - m0) as f64 / (n1 - n0) as f64
+}
+
+fn open_sse_stream(worker: &mut Worker, path: &str, request: &[u8]) -> crate::StreamId {
+    let mut s = worker.open_stream();
+    s.request_headers(
+        &[
+            (":method", "POST"),
+            (":path", path),
+            (":authority", "llm.local"),
+            (":scheme", "http"),
+            ("content-type", "application/json"),
+        ],
+        false,
+    );
+    s.request_body(request, true);
+    s.response_headers(
+        &[(":status", "200"), ("content-type", "text/event-stream")],
+        false,
+    );
+    s.detach()
+}
+
+/// Opens `n` concurrent streams on worker 0 of `host`, each with `frames`
+/// of its SSE answer pushed, then `n` more with only response headers, and
+/// measures linear memory in `batches` steps. Every stream stays in flight
+/// (detached) until the host is dropped.
+pub fn stream_memory(
+    host: &mut Host,
+    provider: Provider,
+    request: &[u8],
+    frames: &[String],
+    n: usize,
+    batches: usize,
+) -> StreamMemory {
     let worker = host.worker(0);
     let path = path_of(provider);
     let base = worker.memory_bytes();
-    let mut ids = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut s = worker.open_stream();
-        s.request_headers(
-            &[(":method", "POST"), (":path", path), (":authority", "llm.local"), (":scheme", "http"), ("content-type", "application/json")],
-            false,
-        );
-        s.request_body(request, true);
-        s.response_headers(&[(":status", "200"), ("content-type", "text/event-stream")], false);
-        ids.push(s.detach());
-    }
-    let opened = worker.memory_bytes();
-    for id in &ids {
-        if let Some(mut s) = worker.stream(*id) {
-            for frame in frames {
-                s.response_body(frame.as_bytes(), false);
+    let batch = n.div_ceil(batches.max(1)).max(1);
+    let mut loaded_samples = Vec::new();
+    let mut opened = 0;
+    while opened < n {
+        for _ in 0..batch.min(n - opened) {
+            let id = open_sse_stream(worker, path, request);
+            if let Some(mut s) = worker.stream(id) {
+                for frame in frames {
+                    s.response_body(frame.as_bytes(), false);
+                }
+                s.detach();
             }
-            s.detach();
+            opened += 1;
         }
+        loaded_samples.push((opened, worker.memory_bytes()));
     }
     let loaded = worker.memory_bytes();
-    StreamMemory { base, opened, loaded }
+    let mut idle_samples = Vec::new();
+    opened = 0;
+    while opened < n {
+        for _ in 0..batch.min(n - opened) {
+            open_sse_stream(worker, path, request);
+            opened += 1;
+        }
+        idle_samples.push((opened, worker.memory_bytes()));
+    }
+    StreamMemory {
+        base,
+        loaded,
+        per_loaded_stream: slope(base, &loaded_samples),
+        per_idle_stream: slope(loaded, &idle_samples),
+    }
 }
