@@ -98,15 +98,7 @@ impl Engine {
             let Some((rule_index, sample)) = samples.get(applied.tag) else { continue };
             let rule = profile.rule(rule_index);
             blocked |= rule.action == Action::Block;
-            verdict.findings.push(Finding {
-                detector: rule.name.clone(),
-                category: rule.category,
-                severity: rule.severity,
-                action: rule.action,
-                start: applied.start,
-                end: applied.end,
-                sample,
-            });
+            verdict.findings.push(rule.finding(applied.start, applied.end, sample));
         }
         verdict.uninspected = Some("unknown format: scanned as plain text".into());
         verdict.outcome = if blocked {
@@ -177,15 +169,7 @@ impl Engine {
                 let Some((rule_index, sample)) = samples.get(applied.tag) else { continue };
                 let rule = profile.rule(rule_index);
                 blocked |= rule.action == Action::Block;
-                verdict.findings.push(Finding {
-                    detector: rule.name.clone(),
-                    category: rule.category,
-                    severity: rule.severity,
-                    action: rule.action,
-                    start: applied.start,
-                    end: applied.end,
-                    sample,
-                });
+                verdict.findings.push(rule.finding(applied.start, applied.end, sample));
             }
             if redacted.changed && !blocked {
                 edits.push((segment.locator, redacted.text));
@@ -203,24 +187,12 @@ impl Engine {
                         blocked |= action == Action::Block;
                         verdict.suspect |= !block;
                         let (start, end) = score.signals.first().map_or((0, 0), |s| s.span_in_original);
+                        let families: Vec<String> =
+                            score.signals.iter().take(3).map(|s| format!("{:?}", s.family).to_lowercase()).collect();
                         verdict.findings.push(Finding {
                             detector: if block { rule.name.clone() } else { format!("{}:suspect", rule.name) },
-                            category: rule.category,
-                            severity: rule.severity,
                             action,
-                            start,
-                            end,
-                            sample: format!(
-                                "score {:.2}: {}",
-                                score.score,
-                                score
-                                    .signals
-                                    .iter()
-                                    .take(3)
-                                    .map(|s| format!("{:?}", s.family).to_lowercase())
-                                    .collect::<Vec<_>>()
-                                    .join("+")
-                            ),
+                            ..rule.finding(start, end, format!("score {:.2}: {}", score.score, families.join("+")))
                         });
                     }
                 }

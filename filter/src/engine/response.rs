@@ -82,16 +82,7 @@ pub struct FindingSource {
 impl FindingSource {
     pub fn finding(&self, tag: u32, start: usize, end: usize) -> Option<Finding> {
         let (rule_index, sample) = self.samples.get(tag)?;
-        let rule = self.engine.profile(self.profile).rule(rule_index);
-        Some(Finding {
-            detector: rule.name.clone(),
-            category: rule.category,
-            severity: rule.severity,
-            action: rule.action,
-            start,
-            end,
-            sample,
-        })
+        Some(self.engine.profile(self.profile).rule(rule_index).finding(start, end, sample))
     }
 }
 
@@ -281,15 +272,7 @@ impl Engine {
                 None => crate::format::parse_response(text).err().map(|e| format!("not JSON: {}", e.message)),
             };
             if let Some(sample) = problem {
-                out.push(Finding {
-                    detector: rule.name.clone(),
-                    category: rule.category,
-                    severity: rule.severity,
-                    action: rule.action,
-                    start: 0,
-                    end: text.len(),
-                    sample,
-                });
+                out.push(rule.finding(0, text.len(), sample));
             }
         }
         out

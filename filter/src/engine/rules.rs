@@ -21,6 +21,21 @@ pub struct Rule {
     pub style: RedactStyle,
 }
 
+impl Rule {
+    /// A finding of this rule over `start..end` with an already masked sample.
+    pub fn finding(&self, start: usize, end: usize, sample: String) -> crate::finding::Finding {
+        crate::finding::Finding {
+            detector: self.name.clone(),
+            category: self.category,
+            severity: self.severity,
+            action: self.action,
+            start,
+            end,
+            sample,
+        }
+    }
+}
+
 /// The rules that apply to one route.
 #[derive(Debug, Clone)]
 pub struct Profile {
