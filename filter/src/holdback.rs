@@ -52,7 +52,9 @@
 //! After every call, the uncommitted text is shorter than
 //! `step + max_span + context + 3` bytes (two char-boundary roundings of at
 //! most 3 bytes each, minus one), and the scanner keeps at most `context + 3`
-//! further bytes of already released text as left context. A piece is
+//! further bytes of already released text as left context. Text no longer
+//! needed is dropped lazily (when it is at least half the buffer or 4 KiB),
+//! so a large text pushed at once costs linear time, not a copy per step. A piece is
 //! released when its last byte is committed, so a piece longer than the
 //! window is held whole until then (the stream layer bounds frame sizes).
 //! See [`Bounds`].
@@ -63,6 +65,9 @@
 //! reads each byte about `(step + lookahead + context) / step` ≈ 5–6 times.
 
 use std::collections::VecDeque;
+
+/// Dead text kept before compaction, at most (see `decide_block`).
+const COMPACT_SLACK: usize = 4096;
 
 /// One edit a detector wants: replace `text[start..end]` with `replacement`.
 /// `tag` is an opaque id the caller uses to map the edit back to a finding.
@@ -245,6 +250,8 @@ pub struct Holdback {
     /// Original text from absolute offset `base` to `total`.
     buf: String,
     base: usize,
+    /// Text before this offset is no longer needed (compacted lazily).
+    keep_from: usize,
     total: usize,
     /// Everything before this offset is decided (a block boundary).
     committed: usize,
@@ -273,6 +280,7 @@ impl Holdback {
             bounds,
             buf: String::new(),
             base: 0,
+            keep_from: 0,
             total: 0,
             committed: 0,
             run: None,
@@ -322,6 +330,7 @@ impl Holdback {
         debug_assert!(self.pieces.is_empty());
         self.buf.clear();
         self.base = 0;
+        self.keep_from = 0;
         self.total = 0;
         self.committed = 0;
         self.run = None;
@@ -335,7 +344,8 @@ impl Holdback {
     /// Bytes this scanner holds: retained input plus output built for pieces
     /// not yet released.
     pub fn held_bytes(&self) -> usize {
-        self.buf.len() + self.pieces.iter().map(|p| p.out.len()).sum::<usize>()
+        let dead = self.keep_from.saturating_sub(self.base);
+        self.buf.len() - dead.min(self.buf.len()) + self.pieces.iter().map(|p| p.out.len()).sum::<usize>()
     }
 
     /// Pieces pushed but not yet released.
@@ -454,10 +464,17 @@ impl Holdback {
 
         self.committed = next;
         // Keep `context` bytes of left context for the next window.
+        // Dropping the front of `buf` moves everything after it, so a large
+        // text pushed at once would be copied once per step (quadratic).
+        // Compact only when the dead prefix is at least half the buffer (or
+        // a few KiB): amortised linear, and the dead bytes never exceed the
+        // live ones by more than that slack.
         let keep_from = self.floor_boundary(next.saturating_sub(self.bounds.context));
-        if keep_from > self.base {
-            self.buf.drain(..keep_from - self.base);
-            self.base = keep_from;
+        self.keep_from = self.keep_from.max(keep_from);
+        let dead = self.keep_from.saturating_sub(self.base);
+        if dead > 0 && (dead * 2 >= self.buf.len() || dead >= COMPACT_SLACK) {
+            self.buf.drain(..dead);
+            self.base = self.keep_from;
         }
     }
 
@@ -757,7 +774,9 @@ mod tests {
                 h.uncommitted() < h.bounds().max_uncommitted(),
                 "uncommitted bound"
             );
-            assert!(h.buf.len() <= h.bounds().max_retained(), "retained bound");
+            let dead = h.keep_from - h.base;
+            assert!(h.buf.len() - dead <= h.bounds().max_retained(), "retained bound");
+            assert!(dead < COMPACT_SLACK.max(h.buf.len() - dead + 1), "compaction slack");
         }
         h.finish(d, &mut out);
         out

@@ -8,7 +8,7 @@ use super::Engine;
 use crate::codec::{self, Locator, Provider, SegmentKind};
 use crate::detect::redact::PseudonymKey;
 use crate::finding::{Action, DetectorKind, Finding};
-use crate::holdback::{redact_str, HoldbackConfig, Redaction, SpanAction, SpanDetector};
+use crate::holdback::{redact_str, Redaction, SpanAction, SpanDetector};
 use crate::injection::Level;
 
 /// What the response side needs to know about the request it answers.
@@ -92,7 +92,7 @@ impl Engine {
     ) -> RequestVerdict {
         let samples = Samples::default();
         let spans = self.request_spans(profile, &samples, key);
-        let redacted = redact_str(&spans, HoldbackConfig::default(), text);
+        let redacted = redact_str(&spans, self.whole_text_config(), text);
         let mut blocked = false;
         for applied in &redacted.redactions {
             let Some((rule_index, sample)) = samples.get(applied.tag) else { continue };
@@ -164,7 +164,7 @@ impl Engine {
         let mut edits: Vec<(Locator, String)> = Vec::new();
         let mut blocked = false;
         for segment in &view.segments {
-            let redacted = redact_str(&spans, HoldbackConfig::default(), &segment.text);
+            let redacted = redact_str(&spans, self.whole_text_config(), &segment.text);
             for applied in &redacted.redactions {
                 let Some((rule_index, sample)) = samples.get(applied.tag) else { continue };
                 let rule = profile.rule(rule_index);

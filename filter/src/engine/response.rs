@@ -14,6 +14,9 @@ use crate::holdback::{HoldbackConfig, Redaction, SpanAction, SpanDetector};
 use crate::stream::{rewrite_json_response_with, OpaquePolicy, OverflowPolicy, ResponseStream, StreamOptions};
 use std::rc::Rc;
 
+/// Scan step for texts judged whole (see [`Engine::whole_text_config`]).
+const WHOLE_TEXT_STEP: usize = 16 * 1024;
+
 /// How the adapter must handle a response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponseMode {
@@ -147,6 +150,13 @@ impl Engine {
         HoldbackConfig { step: self.policy.redaction.step_bytes }
     }
 
+    /// For texts judged whole (buffered bodies, prompts): nothing is held
+    /// back for latency, so large steps cut the re-reading of window overlaps
+    /// from ~5× to ~1.05× per byte. Local detectors give the same spans.
+    pub(crate) fn whole_text_config(&self) -> HoldbackConfig {
+        HoldbackConfig { step: WHOLE_TEXT_STEP }
+    }
+
     /// A redacting stream over an SSE response, and the way to name its findings.
     pub fn open_stream(
         self: &Rc<Self>,
@@ -179,7 +189,7 @@ impl Engine {
         if provider == Provider::Unknown {
             return self.inspect_plain_response(request, &scanner, &source, body);
         }
-        let rewrite = rewrite_json_response_with(provider, body, &scanner, self.holdback_config());
+        let rewrite = rewrite_json_response_with(provider, body, &scanner, self.whole_text_config());
         let findings: Vec<Finding> = rewrite
             .findings
             .iter()
@@ -227,7 +237,7 @@ impl Engine {
         let Ok(text) = std::str::from_utf8(body) else {
             return BodyVerdict { body: None, findings: Vec::new(), blocked: false };
         };
-        let redacted = crate::holdback::redact_str(scanner, self.holdback_config(), text);
+        let redacted = crate::holdback::redact_str(scanner, self.whole_text_config(), text);
         let mut findings: Vec<Finding> =
             redacted.redactions.iter().filter_map(|r| source.finding(r.tag, r.start, r.end)).collect();
         if self.checks_format(request) {
