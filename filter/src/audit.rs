@@ -67,5 +67,10 @@ pub struct TickEvent<'a> {
 /// Serialises an event to one line. Events are plain data, so this cannot
 /// fail in practice; a failure yields a minimal event rather than a panic.
 pub fn to_line<T: Serialize>(event: &T) -> String {
-    serde_json::to_string(event).unwrap_or_else(|e| format!("{{\"event\":\"audit_error\",\"error\":{:?}}}", e.to_string()))
+    serde_json::to_string(event).unwrap_or_else(|e| {
+        format!(
+            "{{\"event\":\"audit_error\",\"error\":{:?}}}",
+            e.to_string()
+        )
+    })
 }

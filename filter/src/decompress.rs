@@ -22,8 +22,14 @@ impl Coding {
     /// Parses a `content-encoding` value: `Ok(None)` for identity or absent,
     /// `Ok(Some)` for a coding we decode, `Err` naming one we cannot.
     pub fn from_header(value: Option<&str>) -> Result<Option<Coding>, String> {
-        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
-        let codings: Vec<String> = value.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| c != "identity").collect();
+        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let codings: Vec<String> = value
+            .split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .filter(|c| c != "identity")
+            .collect();
         match codings.as_slice() {
             [] => Ok(None),
             [one] if one == "gzip" || one == "x-gzip" => Ok(Some(Coding::Gzip)),
@@ -65,7 +71,10 @@ pub struct Decoder {
 
 impl fmt::Debug for Decoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Decoder").field("stage", &self.stage).field("produced", &self.produced).finish()
+        f.debug_struct("Decoder")
+            .field("stage", &self.stage)
+            .field("produced", &self.produced)
+            .finish()
     }
 }
 
@@ -78,46 +87,48 @@ impl Decoder {
             Coding::Gzip => Stage::GzipHeader(Vec::new()),
             Coding::Deflate => Stage::DeflateProbe(Vec::new()),
         };
-        Decoder { state: None, stage, max_output, produced: 0 }
+        Decoder {
+            state: None,
+            stage,
+            max_output,
+            produced: 0,
+        }
     }
 
     /// Decodes the next compressed bytes, appending plain bytes to `out`.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-        let mut input = input;
-        loop {
-            match &mut self.stage {
-                Stage::GzipHeader(header) => {
-                    header.extend_from_slice(input);
-                    match gzip_header_len(header)? {
-                        None => return Ok(()),
-                        Some(len) => {
-                            let rest = header.split_off(len);
-                            self.state = Some(InflateState::new_boxed(DataFormat::Raw));
-                            self.stage = Stage::Body;
-                            return self.inflate(&rest, out);
-                        }
-                    }
-                }
-                Stage::DeflateProbe(probe) => {
-                    probe.extend_from_slice(input);
-                    if probe.len() < 2 {
-                        return Ok(());
-                    }
-                    // A zlib header is CMF/FLG with method 8 and a check multiple of 31.
-                    let zlib = probe[0] & 0x0f == 8 && (u16::from(probe[0]) << 8 | u16::from(probe[1])) % 31 == 0;
-                    let format = if zlib { DataFormat::Zlib } else { DataFormat::Raw };
-                    let bytes = std::mem::take(probe);
-                    self.state = Some(InflateState::new_boxed(format));
-                    self.stage = Stage::Body;
-                    return self.inflate(&bytes, out);
-                }
-                Stage::Body => return self.inflate(input, out),
-                Stage::Done => {
-                    input = &[];
-                    let _ = input;
+        match &mut self.stage {
+            Stage::GzipHeader(header) => {
+                header.extend_from_slice(input);
+                let Some(len) = gzip_header_len(header)? else {
+                    return Ok(());
+                };
+                let rest = header.split_off(len);
+                self.state = Some(InflateState::new_boxed(DataFormat::Raw));
+                self.stage = Stage::Body;
+                self.inflate(&rest, out)
+            }
+            Stage::DeflateProbe(probe) => {
+                probe.extend_from_slice(input);
+                if probe.len() < 2 {
                     return Ok(());
                 }
+                // A zlib header is CMF/FLG with method 8 and a check multiple of 31.
+                let zlib = probe[0] & 0x0f == 8
+                    && (u16::from(probe[0]) << 8 | u16::from(probe[1])) % 31 == 0;
+                let format = if zlib {
+                    DataFormat::Zlib
+                } else {
+                    DataFormat::Raw
+                };
+                let bytes = std::mem::take(probe);
+                self.state = Some(InflateState::new_boxed(format));
+                self.stage = Stage::Body;
+                self.inflate(&bytes, out)
             }
+            Stage::Body => self.inflate(input, out),
+            // The gzip trailer (CRC32, size) and anything after it are not checked.
+            Stage::Done => Ok(()),
         }
     }
 
@@ -132,7 +143,9 @@ impl Decoder {
     }
 
     fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-        let Some(state) = self.state.as_mut() else { return Ok(()) };
+        let Some(state) = self.state.as_mut() else {
+            return Ok(());
+        };
         loop {
             let start = out.len();
             out.resize(start + OUT_STEP, 0);
@@ -141,7 +154,10 @@ impl Decoder {
             self.produced += result.bytes_written;
             input = &input[result.bytes_consumed..];
             if self.produced > self.max_output {
-                return Err(DecodeError(format!("it expands beyond {} bytes", self.max_output)));
+                return Err(DecodeError(format!(
+                    "it expands beyond {} bytes",
+                    self.max_output
+                )));
             }
             match result.status {
                 Ok(MZStatus::StreamEnd) => {
@@ -174,7 +190,9 @@ fn gzip_header_len(h: &[u8]) -> Result<Option<usize>, DecodeError> {
     let flags = h[3];
     let mut at = 10;
     if flags & 0x04 != 0 {
-        let Some(len) = h.get(at..at + 2) else { return Ok(None) };
+        let Some(len) = h.get(at..at + 2) else {
+            return Ok(None);
+        };
         at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
     }
     for flag in [0x08, 0x10] {
@@ -220,7 +238,10 @@ mod tests {
         assert_eq!(Coding::from_header(Some("identity")), Ok(None));
         assert_eq!(Coding::from_header(Some("GZIP")), Ok(Some(Coding::Gzip)));
         assert_eq!(Coding::from_header(Some("x-gzip")), Ok(Some(Coding::Gzip)));
-        assert_eq!(Coding::from_header(Some("deflate")), Ok(Some(Coding::Deflate)));
+        assert_eq!(
+            Coding::from_header(Some("deflate")),
+            Ok(Some(Coding::Deflate))
+        );
         assert!(Coding::from_header(Some("br")).is_err());
         assert!(Coding::from_header(Some("gzip, br")).is_err());
     }
@@ -230,15 +251,25 @@ mod tests {
         let text = b"data: {\"choices\":[{\"delta\":{\"content\":\"hello\"}}]}\n\n".repeat(200);
         let packed = gzip(&text);
         for chunk in [1, 3, 10, 4096] {
-            assert_eq!(decode_in_chunks(Coding::Gzip, &packed, chunk).unwrap(), text, "chunk {chunk}");
+            assert_eq!(
+                decode_in_chunks(Coding::Gzip, &packed, chunk).unwrap(),
+                text,
+                "chunk {chunk}"
+            );
         }
     }
 
     #[test]
     fn deflate_is_zlib_or_raw() {
         let text = b"{\"answer\": \"42\"}".repeat(50);
-        assert_eq!(decode_in_chunks(Coding::Deflate, &compress_to_vec_zlib(&text, 6), 7).unwrap(), text);
-        assert_eq!(decode_in_chunks(Coding::Deflate, &compress_to_vec(&text, 6), 7).unwrap(), text);
+        assert_eq!(
+            decode_in_chunks(Coding::Deflate, &compress_to_vec_zlib(&text, 6), 7).unwrap(),
+            text
+        );
+        assert_eq!(
+            decode_in_chunks(Coding::Deflate, &compress_to_vec(&text, 6), 7).unwrap(),
+            text
+        );
     }
 
     #[test]

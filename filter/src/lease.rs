@@ -37,7 +37,12 @@ impl LeaseRecord {
 
 /// Tries to claim `period` for `worker`. True when this worker must do the
 /// period's work; false when another worker already holds the period.
-pub fn claim_period(store: &dyn SharedStore, key: &str, period: u64, worker: u32) -> Result<bool, StoreError> {
+pub fn claim_period(
+    store: &dyn SharedStore,
+    key: &str,
+    period: u64,
+    worker: u32,
+) -> Result<bool, StoreError> {
     let mut won = false;
     update_shared(store, key, |current| {
         won = false;
@@ -45,7 +50,13 @@ pub fn claim_period(store: &dyn SharedStore, key: &str, period: u64, worker: u32
             Some(record) if record.period >= period => None,
             _ => {
                 won = true;
-                Some(LeaseRecord { period, holder: worker }.encode())
+                Some(
+                    LeaseRecord {
+                        period,
+                        holder: worker,
+                    }
+                    .encode(),
+                )
             }
         }
     })?;
@@ -67,9 +78,18 @@ mod tests {
         let store = MemoryStore::default();
         assert!(claim_period(&store, TICK_LEASE_KEY, 5, 1).unwrap());
         assert!(!claim_period(&store, TICK_LEASE_KEY, 5, 2).unwrap());
-        assert!(!claim_period(&store, TICK_LEASE_KEY, 4, 2).unwrap(), "a late tick for an old period");
+        assert!(
+            !claim_period(&store, TICK_LEASE_KEY, 4, 2).unwrap(),
+            "a late tick for an old period"
+        );
         assert!(claim_period(&store, TICK_LEASE_KEY, 6, 2).unwrap());
-        assert_eq!(current(&store, TICK_LEASE_KEY), Some(LeaseRecord { period: 6, holder: 2 }));
+        assert_eq!(
+            current(&store, TICK_LEASE_KEY),
+            Some(LeaseRecord {
+                period: 6,
+                holder: 2
+            })
+        );
     }
 
     #[test]

@@ -93,7 +93,10 @@ pub struct WindowCounter {
 impl WindowCounter {
     /// `name` must be unique per counter and scope, e.g. `requests` or `findings/privacy/p1`.
     pub fn new(name: &str, window_ms: u64) -> Self {
-        WindowCounter { prefix: format!("rheostat/w/{name}/"), window_ms: window_ms.max(1) }
+        WindowCounter {
+            prefix: format!("rheostat/w/{name}/"),
+            window_ms: window_ms.max(1),
+        }
     }
 
     /// The index of the window containing `now_ms`.
@@ -121,7 +124,10 @@ impl WindowCounter {
     pub fn add(&self, store: &dyn SharedStore, now_ms: u64, delta: u64) -> Result<u64, StoreError> {
         let window = self.window_of(now_ms);
         let written = update_shared(store, &self.key(window), |current| {
-            let count = current.and_then(decode).filter(|(w, _)| *w == window).map_or(0, |(_, c)| c);
+            let count = current
+                .and_then(decode)
+                .filter(|(w, _)| *w == window)
+                .map_or(0, |(_, c)| c);
             Some(encode(window, count.saturating_add(delta)))
         })?;
         Ok(written.as_deref().and_then(decode).map_or(0, |(_, c)| c))
@@ -155,10 +161,13 @@ fn decode(bytes: &[u8]) -> Option<(u64, u64)> {
     Some((window, count))
 }
 
+/// The last cas handed out, and every key's value and cas.
+type Entries = (u32, std::collections::HashMap<String, (Vec<u8>, u32)>);
+
 /// An in-memory [`SharedStore`] with Envoy's CAS rules, for native tests and tools.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    inner: std::sync::Mutex<(u32, std::collections::HashMap<String, (Vec<u8>, u32)>)>,
+    inner: std::sync::Mutex<Entries>,
 }
 
 impl SharedStore for MemoryStore {
@@ -242,7 +251,10 @@ mod tests {
         store.set("k", b"a", None).unwrap();
         let (_, cas) = store.get("k").unwrap();
         store.set("k", b"b", Some(cas)).unwrap();
-        assert_eq!(store.set("k", b"c", Some(cas)), Err(StoreError::CasMismatch));
+        assert_eq!(
+            store.set("k", b"c", Some(cas)),
+            Err(StoreError::CasMismatch)
+        );
         store.set("k", b"d", Some(0)).unwrap();
         assert_eq!(store.get("k").unwrap().0, b"d");
     }

@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rheostat", version, about = "Rheostat: guardrails for LLM traffic, run through the real filter module")]
+#[command(
+    name = "rheostat",
+    version,
+    about = "Rheostat: guardrails for LLM traffic, run through the real filter module"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,14 +81,30 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { policy } => check(&policy),
-        Command::Replay { policy, module, workers, chunk_size, chunking, seed, summary, exchanges } => {
+        Command::Replay {
+            policy,
+            module,
+            workers,
+            chunk_size,
+            chunking,
+            seed,
+            summary,
+            exchanges,
+        } => {
             let chunking = match (chunk_size, chunking) {
                 (Some(0), _) => return fail(anyhow::anyhow!("--chunk-size must be at least 1")),
                 (Some(n), _) => Chunking::Fixed(n),
                 (None, Some(ChunkingMode::Random)) => Chunking::Random { seed },
                 (None, None) => Chunking::Whole,
             };
-            match run_replay(&policy, module.as_deref(), workers, &chunking, summary, &exchanges) {
+            match run_replay(
+                &policy,
+                module.as_deref(),
+                workers,
+                &chunking,
+                summary,
+                &exchanges,
+            ) {
                 Ok(code) => code,
                 Err(e) => fail(e),
             }
@@ -114,7 +134,8 @@ fn fail(error: anyhow::Error) -> ExitCode {
 /// Reads and compiles a policy exactly as the filter's `on_configure` does;
 /// an invalid one is reported with its JSON path and exit code 2.
 fn load_policy(path: &std::path::Path) -> Result<Result<(Vec<u8>, Engine), ExitCode>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read policy {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read policy {}", path.display()))?;
     match Engine::from_json(&bytes) {
         Ok(engine) => Ok(Ok((bytes, engine))),
         Err(e) => {

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// Reads a JSONL file of exchanges; blank lines and `//` comment lines are skipped.
 pub fn read_exchanges(path: &Path) -> Result<Vec<Exchange>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     parse_exchanges(&text).with_context(|| format!("in {}", path.display()))
 }
 
@@ -21,8 +22,8 @@ pub fn parse_exchanges(text: &str) -> Result<Vec<Exchange>> {
         if trimmed.is_empty() || trimmed.starts_with("//") {
             continue;
         }
-        let exchange: Exchange =
-            serde_json::from_str(trimmed).with_context(|| format!("bad exchange JSON at line {}", index + 1))?;
+        let exchange: Exchange = serde_json::from_str(trimmed)
+            .with_context(|| format!("bad exchange JSON at line {}", index + 1))?;
         out.push(exchange);
     }
     Ok(out)
@@ -57,7 +58,10 @@ pub fn derive_findings(result: &mut ExchangeResult) {
             result.findings.extend(findings.iter().cloned());
         }
         if event.get("event").and_then(Value::as_str) == Some("exchange") {
-            level = event.get("level").and_then(Value::as_str).map(str::to_string);
+            level = event
+                .get("level")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
     }
     result.level = level.unwrap_or_else(|| "normal".to_string());
@@ -71,7 +75,9 @@ pub fn built_module(name: &str) -> PathBuf {
     if relative.exists() {
         return relative;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(&relative)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(&relative)
 }
 
 /// Resolves the module to load, with an error that says how to get it.
@@ -84,7 +90,10 @@ pub fn resolve_module(explicit: Option<&Path>) -> Result<PathBuf> {
         if explicit.is_some() {
             bail!("module not found: {}", path.display());
         }
-        bail!("module not found at {}: run `make build` first (or pass --module)", path.display());
+        bail!(
+            "module not found at {}: run `make build` first (or pass --module)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -103,7 +112,12 @@ pub fn summary_line(result: &ExchangeResult) -> String {
         .iter()
         .map(|f| {
             let field = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
-            format!("{}/{}({})", field("detector"), field("action"), field("sample"))
+            format!(
+                "{}/{}({})",
+                field("detector"),
+                field("action"),
+                field("sample")
+            )
         })
         .collect();
     format!(
@@ -112,6 +126,10 @@ pub fn summary_line(result: &ExchangeResult) -> String {
         result.response.status,
         outcome,
         result.level,
-        if findings.is_empty() { "-".to_string() } else { findings.join(" ") }
+        if findings.is_empty() {
+            "-".to_string()
+        } else {
+            findings.join(" ")
+        }
     )
 }

@@ -8,14 +8,28 @@ use serde_json::{json, Value};
 
 fn start(policy: Value) -> Host {
     let module = built_module("rheostat_filter");
-    assert!(module.exists(), "{} is missing: run `make build` first", module.display());
-    Host::start(HostConfig { module, plugin_config: policy.to_string().into_bytes(), ..HostConfig::default() })
-        .expect("host starts")
+    assert!(
+        module.exists(),
+        "{} is missing: run `make build` first",
+        module.display()
+    );
+    Host::start(HostConfig {
+        module,
+        plugin_config: policy.to_string().into_bytes(),
+        ..HostConfig::default()
+    })
+    .expect("host starts")
 }
 
 fn recorded(file: &str, id: &str) -> Exchange {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/traffic").join(file);
-    read_exchanges(&path).unwrap().into_iter().find(|e| e.id == id).unwrap_or_else(|| panic!("no exchange {id}"))
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/traffic")
+        .join(file);
+    read_exchanges(&path)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.id == id)
+        .unwrap_or_else(|| panic!("no exchange {id}"))
 }
 
 fn run(host: &mut Host, exchange: &Exchange, chunking: &Chunking) -> ExchangeResult {
@@ -25,15 +39,23 @@ fn run(host: &mut Host, exchange: &Exchange, chunking: &Chunking) -> ExchangeRes
 }
 
 fn detectors(result: &ExchangeResult) -> Vec<String> {
-    result.findings.iter().map(|f| f["detector"].as_str().unwrap().to_string()).collect()
+    result
+        .findings
+        .iter()
+        .map(|f| f["detector"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// The text a client reassembles from an OpenAI chat stream, per choice.
 fn openai_stream_text(body: &str) -> Vec<String> {
     let mut texts: Vec<String> = Vec::new();
     for line in body.lines() {
-        let Some(data) = line.strip_prefix("data: ") else { continue };
-        let Ok(frame) = serde_json::from_str::<Value>(data) else { continue };
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(frame) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
         for choice in frame["choices"].as_array().into_iter().flatten() {
             let i = choice["index"].as_u64().unwrap() as usize;
             if texts.len() <= i {
@@ -60,14 +82,25 @@ fn openai_stream_pii_is_redacted_identically_for_every_chunking() {
     let exchange = recorded("openai-chat.jsonl", "chat-sse-pii");
     let reference = run(&mut host, &exchange, &Chunking::Whole);
     let text = &openai_stream_text(&reference.response.body_text)[0];
-    for raw in ["jane.doe@example.com", "415-555-0132", "4111 1111 1111 1111", "DE89 3704"] {
+    for raw in [
+        "jane.doe@example.com",
+        "415-555-0132",
+        "4111 1111 1111 1111",
+        "DE89 3704",
+    ] {
         assert!(!text.contains(raw), "{raw} leaked: {text}");
     }
-    assert!(text.contains("[EMAIL]") && text.contains("1111"), "labels and the card's last 4 stay: {text}");
+    assert!(
+        text.contains("[EMAIL]") && text.contains("1111"),
+        "labels and the card's last 4 stay: {text}"
+    );
     assert!(reference.response.body_text.ends_with("data: [DONE]\n\n"));
     for chunking in &CHUNKINGS[1..] {
         let result = run(&mut host, &exchange, chunking);
-        assert_eq!(result.response.body_text, reference.response.body_text, "{chunking:?}");
+        assert_eq!(
+            result.response.body_text, reference.response.body_text,
+            "{chunking:?}"
+        );
         assert_eq!(detectors(&result), detectors(&reference), "{chunking:?}");
     }
 }
@@ -79,7 +112,12 @@ fn frames_without_findings_are_forwarded_byte_for_byte() {
     let result = run(&mut host, &exchange, &Chunking::Random { seed: 5 });
     let input = exchange.response.body_bytes();
     let input = String::from_utf8(input).unwrap();
-    let raw_values = ["jane.doe@example.com", "+1 415-555-0132", "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00"];
+    let raw_values = [
+        "jane.doe@example.com",
+        "+1 415-555-0132",
+        "4111 1111 1111 1111",
+        "DE89 3704 0044 0532 0130 00",
+    ];
     let output: Vec<&str> = result.response.body_text.split("\n\n").collect();
     let mut changed = 0;
     for frame in input.split("\n\n").filter(|f| !f.is_empty()) {
@@ -91,7 +129,10 @@ fn frames_without_findings_are_forwarded_byte_for_byte() {
         let data: Value = serde_json::from_str(frame.strip_prefix("data: ").unwrap()).unwrap();
         let content = data["choices"][0]["delta"]["content"].as_str().unwrap();
         let core = content.trim_end_matches([' ', ',', '.']);
-        assert!(raw_values.iter().any(|v| v.contains(core)), "frame changed without a finding in it: {content:?}");
+        assert!(
+            raw_values.iter().any(|v| v.contains(core)),
+            "frame changed without a finding in it: {content:?}"
+        );
     }
     assert!(changed > 0 && changed < 24, "{changed} frames changed");
 }
@@ -99,7 +140,11 @@ fn frames_without_findings_are_forwarded_byte_for_byte() {
 #[test]
 fn interleaved_choices_are_redacted_per_choice() {
     let mut host = start(json!({}));
-    let result = run(&mut host, &recorded("openai-chat.jsonl", "chat-sse-n2"), &Chunking::Fixed(13));
+    let result = run(
+        &mut host,
+        &recorded("openai-chat.jsonl", "chat-sse-n2"),
+        &Chunking::Fixed(13),
+    );
     let texts = openai_stream_text(&result.response.body_text);
     assert_eq!(texts.len(), 2);
     assert_eq!(texts[0], "Write to [EMAIL] and we'll reply within a day.");
@@ -124,25 +169,48 @@ fn anthropic_stream_pii_is_redacted_across_text_deltas() {
 #[test]
 fn prompt_pii_is_redacted_before_the_upstream_sees_it() {
     let mut host = start(json!({}));
-    let result = run(&mut host, &recorded("openai-chat.jsonl", "chat-request-pii"), &Chunking::Fixed(16));
+    let result = run(
+        &mut host,
+        &recorded("openai-chat.jsonl", "chat-request-pii"),
+        &Chunking::Fixed(16),
+    );
     assert!(result.request.forwarded);
     let upstream: Value = serde_json::from_str(&result.request.body_text).unwrap();
     let prompt = upstream["messages"][1]["content"].as_str().unwrap();
-    assert!(!prompt.contains("5555 5555") && !prompt.contains("sam@example.net"), "{prompt}");
-    assert!(prompt.contains("4444"), "partial card redaction keeps the last 4: {prompt}");
-    assert!(!result.request.headers.contains_key("content-length"), "the rewritten body has a new length");
-    assert!(!result.request.headers.contains_key("accept-encoding"), "ask the upstream for an uncompressed answer");
+    assert!(
+        !prompt.contains("5555 5555") && !prompt.contains("sam@example.net"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("4444"),
+        "partial card redaction keeps the last 4: {prompt}"
+    );
+    assert!(
+        !result.request.headers.contains_key("content-length"),
+        "the rewritten body has a new length"
+    );
+    assert!(
+        !result.request.headers.contains_key("accept-encoding"),
+        "ask the upstream for an uncompressed answer"
+    );
 }
 
 #[test]
 fn injection_is_answered_locally_with_an_openai_error() {
     let mut host = start(json!({}));
-    let result = run(&mut host, &recorded("openai-chat.jsonl", "chat-injection"), &Chunking::Whole);
+    let result = run(
+        &mut host,
+        &recorded("openai-chat.jsonl", "chat-injection"),
+        &Chunking::Whole,
+    );
     assert!(!result.request.forwarded, "the model never sees it");
     assert_eq!(result.response.status, 403);
     assert!(result.response.local);
     let body: Value = serde_json::from_str(&result.response.body_text).unwrap();
-    assert!(body["error"]["message"].is_string() && body["error"]["type"].is_string(), "{body}");
+    assert!(
+        body["error"]["message"].is_string() && body["error"]["type"].is_string(),
+        "{body}"
+    );
     assert_eq!(detectors(&result), ["injection"]);
 }
 
@@ -163,15 +231,28 @@ fn anthropic_request_block_uses_anthropics_error_shape() {
 fn canary_mid_stream_ends_the_stream_in_band_without_a_local_reply() {
     let mut host = start(json!({"canaries": ["rheo-canary-7f3a9c"]}));
     let mut exchange = recorded("openai-chat.jsonl", "chat-sse-pii");
-    let leaked = exchange.response.body_text.take().unwrap().replacen("\"content\":\"Her \"", "\"content\":\"my rheo-canary-7f3a9c Her \"", 1);
+    let leaked = exchange.response.body_text.take().unwrap().replacen(
+        "\"content\":\"Her \"",
+        "\"content\":\"my rheo-canary-7f3a9c Her \"",
+        1,
+    );
     assert!(leaked.contains("rheo-canary"), "fixture carries the canary");
     exchange.response.body_text = Some(leaked);
     let result = run(&mut host, &exchange, &Chunking::Fixed(64));
-    assert_eq!(result.response.status, 200, "headers had gone: no status change");
+    assert_eq!(
+        result.response.status, 200,
+        "headers had gone: no status change"
+    );
     assert!(!result.response.local && !result.response.reset);
     let body = &result.response.body_text;
-    assert!(!body.contains("rheo-canary"), "the canary never reaches the client");
-    assert!(body.contains("\"finish_reason\":\"content_filter\""), "{body}");
+    assert!(
+        !body.contains("rheo-canary"),
+        "the canary never reaches the client"
+    );
+    assert!(
+        body.contains("\"finish_reason\":\"content_filter\""),
+        "{body}"
+    );
     assert!(body.ends_with("data: [DONE]\n\n"));
     assert!(!body.contains("4111"), "nothing after the block is sent");
     assert!(detectors(&result).contains(&"canary".to_string()));
@@ -180,7 +261,11 @@ fn canary_mid_stream_ends_the_stream_in_band_without_a_local_reply() {
 #[test]
 fn buffered_json_answer_is_redacted_and_stays_valid_json() {
     let mut host = start(json!({}));
-    let result = run(&mut host, &recorded("anthropic-messages.jsonl", "anthropic-json-secret"), &Chunking::Fixed(10));
+    let result = run(
+        &mut host,
+        &recorded("anthropic-messages.jsonl", "anthropic-json-secret"),
+        &Chunking::Fixed(10),
+    );
     let body: Value = serde_json::from_str(&result.response.body_text).expect("valid JSON");
     let text = body["content"][0]["text"].as_str().unwrap();
     assert!(!text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
@@ -190,14 +275,37 @@ fn buffered_json_answer_is_redacted_and_stays_valid_json() {
 #[test]
 fn no_raw_value_appears_in_any_log_line_or_event() {
     let mut host = start(json!({}));
-    for (file, id) in [("openai-chat.jsonl", "chat-sse-pii"), ("openai-chat.jsonl", "chat-request-pii"), ("anthropic-messages.jsonl", "anthropic-sse-pii")] {
-        run(&mut host, &recorded(file, id), &Chunking::Random { seed: 11 });
+    for (file, id) in [
+        ("openai-chat.jsonl", "chat-sse-pii"),
+        ("openai-chat.jsonl", "chat-request-pii"),
+        ("anthropic-messages.jsonl", "anthropic-sse-pii"),
+    ] {
+        run(
+            &mut host,
+            &recorded(file, id),
+            &Chunking::Random { seed: 11 },
+        );
     }
     let logs = host.shared().logs();
-    assert!(logs.iter().any(|l| l.message.contains("\"event\":\"finding\"")));
-    for raw in ["jane.doe@example.com", "415-555-0132", "4111 1111 1111 1111", "5555 5555 5555 4444", "sam@example.net", "lena.vogel@initech.example", "123-45-6789", "DE89 3704 0044 0532 0130 00"] {
+    assert!(logs
+        .iter()
+        .any(|l| l.message.contains("\"event\":\"finding\"")));
+    for raw in [
+        "jane.doe@example.com",
+        "415-555-0132",
+        "4111 1111 1111 1111",
+        "5555 5555 5555 4444",
+        "sam@example.net",
+        "lena.vogel@initech.example",
+        "123-45-6789",
+        "DE89 3704 0044 0532 0130 00",
+    ] {
         for line in &logs {
-            assert!(!line.message.contains(raw), "{raw} in a log line: {}", line.message);
+            assert!(
+                !line.message.contains(raw),
+                "{raw} in a log line: {}",
+                line.message
+            );
         }
     }
 }
@@ -205,22 +313,43 @@ fn no_raw_value_appears_in_any_log_line_or_event() {
 #[test]
 fn findings_are_counted_by_category_severity_and_action() {
     let mut host = start(json!({}));
-    let result = run(&mut host, &recorded("openai-chat.jsonl", "chat-request-pii"), &Chunking::Whole);
-    assert_eq!(result.metrics.get("rheostat.findings.privacy.p1.redact"), Some(&1), "{:?}", result.metrics);
-    assert_eq!(result.metrics.get("rheostat.findings.privacy.p2.redact"), Some(&1));
+    let result = run(
+        &mut host,
+        &recorded("openai-chat.jsonl", "chat-request-pii"),
+        &Chunking::Whole,
+    );
+    assert_eq!(
+        result.metrics.get("rheostat.findings.privacy.p1.redact"),
+        Some(&1),
+        "{:?}",
+        result.metrics
+    );
+    assert_eq!(
+        result.metrics.get("rheostat.findings.privacy.p2.redact"),
+        Some(&1)
+    );
 }
 
 #[test]
 fn undecodable_compression_passes_with_a_note_unless_the_route_fails_closed() {
     let mut exchange = recorded("openai-chat.jsonl", "chat-json-plain");
-    exchange.response.headers.insert("content-encoding".into(), "br".into());
+    exchange
+        .response
+        .headers
+        .insert("content-encoding".into(), "br".into());
     let mut host = start(json!({}));
     let result = run(&mut host, &exchange, &Chunking::Whole);
     assert_eq!(result.response.status, 200);
-    let event = result.events.iter().find(|e| e["event"] == "exchange").unwrap();
+    let event = result
+        .events
+        .iter()
+        .find(|e| e["event"] == "exchange")
+        .unwrap();
     assert_eq!(event["note"], "compressed response (br)");
 
-    let mut host = start(json!({"routes": [{"name": "chat", "path_prefix": "/v1/chat", "fail_closed": true}]}));
+    let mut host = start(
+        json!({"routes": [{"name": "chat", "path_prefix": "/v1/chat", "fail_closed": true}]}),
+    );
     let result = run(&mut host, &exchange, &Chunking::Whole);
     assert_eq!(result.response.status, 502);
     assert!(result.response.local);
@@ -230,7 +359,9 @@ fn undecodable_compression_passes_with_a_note_unless_the_route_fails_closed() {
 fn request_over_the_inspection_limit_gets_413() {
     let mut host = start(json!({"body": {"max_request_bytes": 1024}}));
     let mut exchange = recorded("openai-chat.jsonl", "chat-json-plain");
-    exchange.request.body = Some(json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(4000)}]}));
+    exchange.request.body = Some(
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "x".repeat(4000)}]}),
+    );
     let result = run(&mut host, &exchange, &Chunking::Fixed(512));
     assert_eq!(result.response.status, 413);
     assert!(!result.request.forwarded);
@@ -242,8 +373,14 @@ fn broken_request_json_is_forwarded_on_an_ordinary_route_and_blocked_on_a_fail_c
     exchange.request.body = None;
     exchange.request.body_text = Some("{\"model\": \"gpt-4o\", \"messages\": [".into());
     let mut host = start(json!({}));
-    assert!(run(&mut host, &exchange, &Chunking::Whole).request.forwarded);
-    let mut host = start(json!({"routes": [{"name": "chat", "path_prefix": "/v1/chat", "fail_closed": true}]}));
+    assert!(
+        run(&mut host, &exchange, &Chunking::Whole)
+            .request
+            .forwarded
+    );
+    let mut host = start(
+        json!({"routes": [{"name": "chat", "path_prefix": "/v1/chat", "fail_closed": true}]}),
+    );
     let result = run(&mut host, &exchange, &Chunking::Whole);
     assert!(!result.request.forwarded);
     assert_eq!(result.response.status, 400);
@@ -262,11 +399,18 @@ fn invalid_utf8_and_random_bytes_never_trap_the_filter() {
             seed as u8
         })
         .collect();
-    exchange.response.body_text = Some(String::from_utf8_lossy(&noise).into_owned() + "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\ud800 x\"}}]}\n\n");
+    exchange.response.body_text = Some(
+        String::from_utf8_lossy(&noise).into_owned()
+            + "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\ud800 x\"}}]}\n\n",
+    );
     exchange.request.body_text = Some(String::from_utf8_lossy(&noise).into_owned());
     for chunking in &CHUNKINGS {
         let result = run(&mut host, &exchange, chunking);
-        assert!(result.events.iter().all(|e| e["event"] != "trap"), "{:?}", result.events);
+        assert!(
+            result.events.iter().all(|e| e["event"] != "trap"),
+            "{:?}",
+            result.events
+        );
         assert!(host.worker(0).failed().is_none());
     }
 }
@@ -285,15 +429,36 @@ fn a_gzip_stream_is_decoded_scanned_and_sent_on_uncompressed() {
     let plain = exchange.response.body_bytes();
     let packed = gzip(&plain);
     let mut s = host.worker(0).open_stream();
-    s.request_headers(&[(":method", "POST"), (":path", "/v1/chat/completions"), (":authority", "api"), ("content-type", "application/json")], false);
+    s.request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "api"),
+            ("content-type", "application/json"),
+        ],
+        false,
+    );
     s.request_body(&exchange.request.body_bytes(), true);
-    s.response_headers(&[(":status", "200"), ("content-type", "text/event-stream"), ("content-encoding", "gzip"), ("content-length", &packed.len().to_string())], false);
+    s.response_headers(
+        &[
+            (":status", "200"),
+            ("content-type", "text/event-stream"),
+            ("content-encoding", "gzip"),
+            ("content-length", &packed.len().to_string()),
+        ],
+        false,
+    );
     let chunks: Vec<&[u8]> = packed.chunks(37).collect();
     for (i, chunk) in chunks.iter().enumerate() {
         s.response_body(chunk, i + 1 == chunks.len());
     }
     let headers = s.downstream_headers().unwrap();
-    assert!(!headers.iter().any(|(k, _)| k == "content-encoding" || k == "content-length"), "{headers:?}");
+    assert!(
+        !headers
+            .iter()
+            .any(|(k, _)| k == "content-encoding" || k == "content-length"),
+        "{headers:?}"
+    );
     let body = String::from_utf8(s.downstream_body()).expect("sent uncompressed");
     assert!(body.ends_with("data: [DONE]\n\n"));
     assert!(!body.contains("jane.doe@example.com") && body.contains("[EMAIL]"));
@@ -306,13 +471,30 @@ fn a_truncated_gzip_stream_ends_in_band() {
     let packed = gzip(&exchange.response.body_bytes());
     let packed = &packed[..packed.len() / 2];
     let mut s = host.worker(0).open_stream();
-    s.request_headers(&[(":method", "POST"), (":path", "/v1/chat/completions"), (":authority", "api")], false);
+    s.request_headers(
+        &[
+            (":method", "POST"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "api"),
+        ],
+        false,
+    );
     s.request_body(&exchange.request.body_bytes(), true);
-    s.response_headers(&[(":status", "200"), ("content-type", "text/event-stream"), ("content-encoding", "gzip")], false);
+    s.response_headers(
+        &[
+            (":status", "200"),
+            ("content-type", "text/event-stream"),
+            ("content-encoding", "gzip"),
+        ],
+        false,
+    );
     s.response_body(packed, true);
     let body = String::from_utf8_lossy(&s.downstream_body()).into_owned();
     drop(s);
-    assert!(body.contains("content_filter") || body.contains("error"), "{body}");
+    assert!(
+        body.contains("content_filter") || body.contains("error"),
+        "{body}"
+    );
     assert!(host.worker(0).failed().is_none());
 }
 
@@ -340,10 +522,26 @@ fn a_streamed_answer_that_breaks_the_requested_json_format_is_flagged_at_the_end
     let mut host = start(json!({}));
     let request = json!({"model": "gpt-4o", "stream": true, "response_format": {"type": "json_object"},
                          "messages": [{"role": "user", "content": "Give me the order as JSON"}]});
-    let bad = run(&mut host, &streamed(request.clone(), &["{\"order\": ", "42, \"items\": [1, 2"]), &Chunking::Fixed(9));
-    assert!(detectors(&bad).contains(&"format".to_string()), "{:?}", bad.findings);
-    let good = run(&mut host, &streamed(request, &["{\"order\": ", "42, \"items\": [1, 2]}"]), &Chunking::Fixed(9));
-    assert!(!detectors(&good).contains(&"format".to_string()), "{:?}", good.findings);
+    let bad = run(
+        &mut host,
+        &streamed(request.clone(), &["{\"order\": ", "42, \"items\": [1, 2"]),
+        &Chunking::Fixed(9),
+    );
+    assert!(
+        detectors(&bad).contains(&"format".to_string()),
+        "{:?}",
+        bad.findings
+    );
+    let good = run(
+        &mut host,
+        &streamed(request, &["{\"order\": ", "42, \"items\": [1, 2]}"]),
+        &Chunking::Fixed(9),
+    );
+    assert!(
+        !detectors(&good).contains(&"format".to_string()),
+        "{:?}",
+        good.findings
+    );
 }
 
 #[test]
@@ -355,9 +553,20 @@ fn a_streamed_echo_of_the_system_prompt_is_cut_off_in_band() {
     let echo = format!("My rules: {system}");
     let words: Vec<String> = echo.split_inclusive(' ').map(str::to_string).collect();
     let pieces: Vec<&str> = words.iter().map(String::as_str).collect();
-    let result = run(&mut host, &streamed(request, &pieces), &Chunking::Random { seed: 4 });
-    assert!(detectors(&result).contains(&"prompt_leak".to_string()), "{:?}", result.findings);
+    let result = run(
+        &mut host,
+        &streamed(request, &pieces),
+        &Chunking::Random { seed: 4 },
+    );
+    assert!(
+        detectors(&result).contains(&"prompt_leak".to_string()),
+        "{:?}",
+        result.findings
+    );
     let body = &result.response.body_text;
     assert!(body.contains("content_filter"), "{body}");
-    assert!(!body.contains("discount"), "the distinctive part of the prompt never reaches the client");
+    assert!(
+        !body.contains("discount"),
+        "the distinctive part of the prompt never reaches the client"
+    );
 }

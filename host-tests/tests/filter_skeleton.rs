@@ -8,7 +8,11 @@ use serde_json::{json, Value};
 
 fn filter_module() -> std::path::PathBuf {
     let path = built_module("rheostat_filter");
-    assert!(path.exists(), "{} is missing: run `make build` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build` first",
+        path.display()
+    );
     path
 }
 
@@ -40,8 +44,14 @@ fn events_named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
 
 /// Reads the ledger's value for `counter` in `window` straight from shared data.
 fn window_count(host: &Host, counter: &str, window: u64) -> u64 {
-    let key = format!("rheostat/w/{counter}/{}", window % rheostat_filter::ledger::SLOTS);
-    let (value, _) = host.shared().shared_data_get(&key).expect("counter slot exists");
+    let key = format!(
+        "rheostat/w/{counter}/{}",
+        window % rheostat_filter::ledger::SLOTS
+    );
+    let (value, _) = host
+        .shared()
+        .shared_data_get(&key)
+        .expect("counter slot exists");
     let stored_window = u64::from_le_bytes(value[0..8].try_into().unwrap());
     assert_eq!(stored_window, window, "slot holds the expected window");
     u64::from_le_bytes(value[8..16].try_into().unwrap())
@@ -64,8 +74,14 @@ fn request_counter_is_exact_with_four_workers_on_four_threads() {
         }
     });
     let window = host.now_ms() / 3_600_000;
-    assert_eq!(window_count(&host, "requests", window), 4 * PER_WORKER as u64);
-    assert_eq!(host.shared().metric("rheostat.requests_total"), Some(4 * PER_WORKER as i64));
+    assert_eq!(
+        window_count(&host, "requests", window),
+        4 * PER_WORKER as u64
+    );
+    assert_eq!(
+        host.shared().metric("rheostat.requests_total"),
+        Some(4 * PER_WORKER as i64)
+    );
 }
 
 #[test]
@@ -80,11 +96,21 @@ fn exactly_one_worker_does_the_tick_work_each_period() {
         .filter_map(|line| serde_json::from_str::<Value>(&line.message).ok())
         .filter(|e| e["event"] == "tick")
         .collect();
-    let mut periods: Vec<u64> = ticks.iter().map(|t| t["period"].as_u64().unwrap()).collect();
+    let mut periods: Vec<u64> = ticks
+        .iter()
+        .map(|t| t["period"].as_u64().unwrap())
+        .collect();
     periods.sort_unstable();
     let first = periods[0];
-    assert_eq!(periods, (first..first + 20).collect::<Vec<_>>(), "one tick event per period, none twice");
-    let holders: std::collections::BTreeSet<u64> = ticks.iter().map(|t| t["worker"].as_u64().unwrap()).collect();
+    assert_eq!(
+        periods,
+        (first..first + 20).collect::<Vec<_>>(),
+        "one tick event per period, none twice"
+    );
+    let holders: std::collections::BTreeSet<u64> = ticks
+        .iter()
+        .map(|t| t["worker"].as_u64().unwrap())
+        .collect();
     assert!(!holders.is_empty() && holders.len() <= 4);
 }
 
@@ -95,7 +121,8 @@ fn tick_event_reports_the_previous_windows_request_count() {
     let to_next_window = 10_000 - host.now_ms() % 10_000;
     host.advance(to_next_window);
     for i in 0..3 {
-        host.worker(i % 2).run_exchange(&chat_exchange("count"), &Chunking::Whole);
+        host.worker(i % 2)
+            .run_exchange(&chat_exchange("count"), &Chunking::Whole);
     }
     host.shared().take_logs();
     host.advance(11_000);
@@ -114,7 +141,9 @@ fn tick_event_reports_the_previous_windows_request_count() {
 fn rejected_reconfiguration_keeps_the_previous_policy_serving() {
     let mut host = start(2, json!({"name": "first"}));
     host.shared().take_logs();
-    let accepted = host.reconfigure(br#"{"name": "second", "window_secs": 0}"#.to_vec()).unwrap();
+    let accepted = host
+        .reconfigure(br#"{"name": "second", "window_secs": 0}"#.to_vec())
+        .unwrap();
     assert!(!accepted, "an invalid policy must be rejected");
     let logs = host.shared().logs();
     assert!(
@@ -122,14 +151,21 @@ fn rejected_reconfiguration_keeps_the_previous_policy_serving() {
         "the rejection names the JSON path: {logs:?}"
     );
     for worker in 0..2 {
-        let result = host.worker(worker).run_exchange(&chat_exchange("after-reject"), &Chunking::Whole);
+        let result = host
+            .worker(worker)
+            .run_exchange(&chat_exchange("after-reject"), &Chunking::Whole);
         let exchange = events_named(&result.events, "exchange");
         assert_eq!(exchange.len(), 1);
         assert_eq!(exchange[0]["policy"], "first");
     }
     assert!(host.reconfigure(br#"{"name": "second"}"#.to_vec()).unwrap());
-    let result = host.worker(1).run_exchange(&chat_exchange("after-accept"), &Chunking::Whole);
-    assert_eq!(events_named(&result.events, "exchange")[0]["policy"], "second");
+    let result = host
+        .worker(1)
+        .run_exchange(&chat_exchange("after-accept"), &Chunking::Whole);
+    assert_eq!(
+        events_named(&result.events, "exchange")[0]["policy"],
+        "second"
+    );
 }
 
 #[test]
@@ -167,11 +203,23 @@ fn pass_through_is_byte_exact_for_any_chunking() {
     let mut host = start(1, json!({}));
     let exchange = chat_exchange("bytes");
     let expected_body = exchange.response.body_bytes();
-    for chunking in [Chunking::Whole, Chunking::Fixed(1), Chunking::Fixed(7), Chunking::Random { seed: 42 }] {
+    for chunking in [
+        Chunking::Whole,
+        Chunking::Fixed(1),
+        Chunking::Fixed(7),
+        Chunking::Random { seed: 42 },
+    ] {
         let result = host.worker(0).run_exchange(&exchange, &chunking);
         assert!(result.request.forwarded);
-        assert_eq!(result.request.body_text.as_bytes(), exchange.request.body_bytes().as_slice());
-        assert_eq!(result.response.body_text.as_bytes(), expected_body.as_slice(), "{chunking:?}");
+        assert_eq!(
+            result.request.body_text.as_bytes(),
+            exchange.request.body_bytes().as_slice()
+        );
+        assert_eq!(
+            result.response.body_text.as_bytes(),
+            expected_body.as_slice(),
+            "{chunking:?}"
+        );
         assert!(!result.response.local && !result.response.reset);
     }
 }
@@ -181,7 +229,8 @@ fn shared_data_keys_stay_bounded_over_a_long_run() {
     let mut host = start(2, json!({"window_secs": 1, "tick_ms": 500}));
     for i in 0..200 {
         host.advance(700);
-        host.worker(i % 2).run_exchange(&chat_exchange("long"), &Chunking::Whole);
+        host.worker(i % 2)
+            .run_exchange(&chat_exchange("long"), &Chunking::Whole);
     }
     let keys = host.shared().shared_data_keys();
     assert!(keys.len() <= 16, "shared data grew: {keys:?}");

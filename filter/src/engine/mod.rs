@@ -44,7 +44,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("policy", &self.policy.name).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("policy", &self.policy.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,20 +85,31 @@ impl Engine {
         if !policy.canaries.is_empty() {
             families.push(crate::leak::canary_family(&policy.canaries));
         }
-        let extra: Vec<(String, f32)> =
-            policy.injection.phrases.iter().map(|p| (p.phrase.clone(), p.weight)).collect();
-        let injection = InjectionScorer::new(&extra, policy.injection.suspect_score, policy.injection.block_score)
-            .map_err(|e| PolicyError::new("injection.phrases", e))?;
+        let extra: Vec<(String, f32)> = policy
+            .injection
+            .phrases
+            .iter()
+            .map(|p| (p.phrase.clone(), p.weight))
+            .collect();
+        let injection = InjectionScorer::new(
+            &extra,
+            policy.injection.suspect_score,
+            policy.injection.block_score,
+        )
+        .map_err(|e| PolicyError::new("injection.phrases", e))?;
         let topics = TopicSet::with_defaults();
         let refusal = RefusalDetector::with_defaults();
         families.push(injection.literal_family());
         families.push(refusal.literal_family());
         families.extend(topics.literal_families());
-        let literals =
-            LiteralSet::build(&families).map_err(|e| PolicyError::new("blocked_terms", format!("cannot compile: {e}")))?;
+        let literals = LiteralSet::build(&families)
+            .map_err(|e| PolicyError::new("blocked_terms", format!("cannot compile: {e}")))?;
         let allow = HostAllowList::new(&policy.links.allow_hosts)
             .map_err(|e| PolicyError::new("links.allow_hosts", e))?;
-        let links = LinkPolicy { allow, flag_off_allow_list: true };
+        let links = LinkPolicy {
+            allow,
+            flag_off_allow_list: true,
+        };
         let facts = if policy.facts.is_empty() {
             None
         } else {
@@ -116,7 +129,10 @@ impl Engine {
         for (i, route) in policy.routes.iter().enumerate() {
             let schema = match &route.json_schema {
                 Some(value) => Some(Schema::compile(value).map_err(|e| {
-                    PolicyError::new(format!("routes[{i}].json_schema{}", e.path.replace('/', ".")), e.message)
+                    PolicyError::new(
+                        format!("routes[{i}].json_schema{}", e.path.replace('/', ".")),
+                        e.message,
+                    )
                 })?),
                 None => None,
             };
@@ -129,7 +145,10 @@ impl Engine {
                 if !names.contains(&topic.as_str()) {
                     return Err(PolicyError::new(
                         format!("routes[{i}].topics[{j}]"),
-                        format!("unknown topic {topic:?} (expected one of: {})", names.join(", ")),
+                        format!(
+                            "unknown topic {topic:?} (expected one of: {})",
+                            names.join(", ")
+                        ),
                     ));
                 }
             }
@@ -138,7 +157,18 @@ impl Engine {
         for route in &policy.routes {
             profiles.push(rules::build_profile(&policy, Some(route), &names));
         }
-        Ok(Engine { policy, profiles, custom, literals, injection, topics, refusal, links, facts, schemas })
+        Ok(Engine {
+            policy,
+            profiles,
+            custom,
+            literals,
+            injection,
+            topics,
+            refusal,
+            links,
+            facts,
+            schemas,
+        })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -167,7 +197,11 @@ impl Engine {
     /// literal boundaries need.
     pub fn span_context(&self) -> usize {
         let structured = crate::detect::MAX_STRUCTURED_CONTEXT;
-        let custom = if self.custom.is_empty() { 0 } else { self.custom.context().left.max(self.custom.context().right) };
+        let custom = if self.custom.is_empty() {
+            0
+        } else {
+            self.custom.context().left.max(self.custom.context().right)
+        };
         structured.left.max(structured.right).max(custom).max(48)
     }
 

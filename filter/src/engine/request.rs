@@ -63,7 +63,11 @@ impl SpanDetector for RequestSpans<'_> {
         self.0.find(text, out)
     }
     fn action(&self, tag: u32) -> SpanAction {
-        let rule = self.0.samples.rule_of(tag).map(|r| self.0.profile.rule(r).action);
+        let rule = self
+            .0
+            .samples
+            .rule_of(tag)
+            .map(|r| self.0.profile.rule(r).action);
         match rule {
             Some(Action::Block) => SpanAction::Block,
             Some(Action::Redact) => SpanAction::Redact,
@@ -73,11 +77,26 @@ impl SpanDetector for RequestSpans<'_> {
 }
 
 impl Engine {
-    fn request_spans<'a>(&'a self, profile: &'a super::Profile, samples: &'a Samples, key: &'a PseudonymKey) -> RequestSpans<'a> {
+    fn request_spans<'a>(
+        &'a self,
+        profile: &'a super::Profile,
+        samples: &'a Samples,
+        key: &'a PseudonymKey,
+    ) -> RequestSpans<'a> {
         RequestSpans(
-            SpanContext { engine: self, profile, side: SideOf::Request, samples, key, fingerprint: None },
+            SpanContext {
+                engine: self,
+                profile,
+                side: SideOf::Request,
+                samples,
+                key,
+                fingerprint: None,
+            },
             // A request is judged whole, so even a PEM block fits one window.
-            self.policy.redaction.max_span_bytes.max(crate::detect::secrets::PEM_MAX_SPAN),
+            self.policy
+                .redaction
+                .max_span_bytes
+                .max(crate::detect::secrets::PEM_MAX_SPAN),
         )
     }
 
@@ -95,16 +114,24 @@ impl Engine {
         let redacted = redact_str(&spans, self.whole_text_config(), text);
         let mut blocked = false;
         for applied in &redacted.redactions {
-            let Some((rule_index, sample)) = samples.get(applied.tag) else { continue };
+            let Some((rule_index, sample)) = samples.get(applied.tag) else {
+                continue;
+            };
             let rule = profile.rule(rule_index);
             blocked |= rule.action == Action::Block;
-            verdict.findings.push(rule.finding(applied.start, applied.end, sample));
+            verdict
+                .findings
+                .push(rule.finding(applied.start, applied.end, sample));
         }
         verdict.uninspected = Some("unknown format: scanned as plain text".into());
         verdict.outcome = if blocked {
             RequestOutcome::Block {
                 status: 403,
-                body: codec::error_body(Provider::Unknown, 403, "The request was blocked by a content policy."),
+                body: codec::error_body(
+                    Provider::Unknown,
+                    403,
+                    "The request was blocked by a content policy.",
+                ),
             }
         } else if redacted.changed {
             RequestOutcome::Rewrite(redacted.text.into_bytes())
@@ -119,7 +146,10 @@ impl Engine {
         let profile_index = self.profile_for(path);
         let profile = self.profile(profile_index);
         let mut verdict = RequestVerdict {
-            context: RequestContext { profile: profile_index, ..RequestContext::default() },
+            context: RequestContext {
+                profile: profile_index,
+                ..RequestContext::default()
+            },
             findings: Vec::new(),
             outcome: RequestOutcome::Forward,
             injection_score: 0.0,
@@ -157,7 +187,10 @@ impl Engine {
         verdict.context.stream = view.stream;
         verdict.context.model = view.model.clone();
         verdict.context.system_prompt = view.system_prompt.clone();
-        verdict.context.wants_json = matches!(view.response_format.as_deref(), Some("json_object" | "json_schema"));
+        verdict.context.wants_json = matches!(
+            view.response_format.as_deref(),
+            Some("json_object" | "json_schema")
+        );
 
         let samples = Samples::default();
         let spans = self.request_spans(profile, &samples, key);
@@ -166,33 +199,53 @@ impl Engine {
         for segment in &view.segments {
             let redacted = redact_str(&spans, self.whole_text_config(), &segment.text);
             for applied in &redacted.redactions {
-                let Some((rule_index, sample)) = samples.get(applied.tag) else { continue };
+                let Some((rule_index, sample)) = samples.get(applied.tag) else {
+                    continue;
+                };
                 let rule = profile.rule(rule_index);
                 blocked |= rule.action == Action::Block;
-                verdict.findings.push(rule.finding(applied.start, applied.end, sample));
+                verdict
+                    .findings
+                    .push(rule.finding(applied.start, applied.end, sample));
             }
             if redacted.changed && !blocked {
                 edits.push((segment.locator, redacted.text));
             }
             // Operators write system prompts; users (and tools they control) inject.
-            let user_controlled = matches!(segment.kind, SegmentKind::Text | SegmentKind::ToolResult)
-                && segment.role != "assistant";
+            let user_controlled =
+                matches!(segment.kind, SegmentKind::Text | SegmentKind::ToolResult)
+                    && segment.role != "assistant";
             if user_controlled {
                 if let Some((_, rule)) = profile.rule_on(DetectorKind::Injection, true) {
-                    let score = self.injection.score_scan(&self.literals.scan_text(&segment.text, true));
+                    let score = self
+                        .injection
+                        .score_scan(&self.literals.scan_text(&segment.text, true));
                     verdict.injection_score = verdict.injection_score.max(score.score);
                     if score.level != Level::Clean {
                         let block = score.level == Level::Block;
                         let action = if block { rule.action } else { Action::Flag };
                         blocked |= action == Action::Block;
                         verdict.suspect |= !block;
-                        let (start, end) = score.signals.first().map_or((0, 0), |s| s.span_in_original);
-                        let families: Vec<String> =
-                            score.signals.iter().take(3).map(|s| format!("{:?}", s.family).to_lowercase()).collect();
+                        let (start, end) =
+                            score.signals.first().map_or((0, 0), |s| s.span_in_original);
+                        let families: Vec<String> = score
+                            .signals
+                            .iter()
+                            .take(3)
+                            .map(|s| format!("{:?}", s.family).to_lowercase())
+                            .collect();
                         verdict.findings.push(Finding {
-                            detector: if block { rule.name.clone() } else { format!("{}:suspect", rule.name) },
+                            detector: if block {
+                                rule.name.clone()
+                            } else {
+                                format!("{}:suspect", rule.name)
+                            },
                             action,
-                            ..rule.finding(start, end, format!("score {:.2}: {}", score.score, families.join("+")))
+                            ..rule.finding(
+                                start,
+                                end,
+                                format!("score {:.2}: {}", score.score, families.join("+")),
+                            )
                         });
                     }
                 }
@@ -201,7 +254,11 @@ impl Engine {
         verdict.outcome = if blocked {
             RequestOutcome::Block {
                 status: 403,
-                body: codec::error_body(view.provider, 403, "The request was blocked by a content policy."),
+                body: codec::error_body(
+                    view.provider,
+                    403,
+                    "The request was blocked by a content policy.",
+                ),
             }
         } else if edits.is_empty() {
             RequestOutcome::Forward

@@ -9,9 +9,11 @@ use super::Engine;
 use crate::codec::{self, Fallback, Provider};
 use crate::detect::redact::PseudonymKey;
 use crate::finding::{Action, Finding};
-use crate::leak::PromptFingerprint;
 use crate::holdback::{HoldbackConfig, Redaction, SpanAction, SpanDetector};
-use crate::stream::{rewrite_json_response_with, OpaquePolicy, OverflowPolicy, ResponseStream, StreamOptions};
+use crate::leak::PromptFingerprint;
+use crate::stream::{
+    rewrite_json_response_with, OpaquePolicy, OverflowPolicy, ResponseStream, StreamOptions,
+};
 use std::rc::Rc;
 
 /// Scan step for texts judged whole (see [`Engine::whole_text_config`]).
@@ -85,7 +87,12 @@ pub struct FindingSource {
 impl FindingSource {
     pub fn finding(&self, tag: u32, start: usize, end: usize) -> Option<Finding> {
         let (rule_index, sample) = self.samples.get(tag)?;
-        Some(self.engine.profile(self.profile).rule(rule_index).finding(start, end, sample))
+        Some(
+            self.engine
+                .profile(self.profile)
+                .rule(rule_index)
+                .finding(start, end, sample),
+        )
     }
 }
 
@@ -117,21 +124,35 @@ impl Engine {
         if let Err(coding) = crate::decompress::Coding::from_header(content_encoding) {
             return uninspectable(format!("compressed response ({coding})"));
         }
-        let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = content_type
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let provider = request.provider.unwrap_or(Provider::Unknown);
         let as_text = self.policy.body.scan_unknown_as_text;
         match media.as_str() {
             "text/event-stream" => ResponseMode::Stream(provider),
-            "application/json" if provider == Provider::Unknown && as_text => ResponseMode::Buffer(Provider::Unknown),
+            "application/json" if provider == Provider::Unknown && as_text => {
+                ResponseMode::Buffer(Provider::Unknown)
+            }
             "application/json" => ResponseMode::Buffer(provider),
-            m if as_text && (m.starts_with("text/") || m.ends_with("+json")) => ResponseMode::Buffer(Provider::Unknown),
+            m if as_text && (m.starts_with("text/") || m.ends_with("+json")) => {
+                ResponseMode::Buffer(Provider::Unknown)
+            }
             _ if request.provider.is_none() => ResponseMode::Pass("not an LLM API request".into()),
             "" => uninspectable("response without a content-type".into()),
             other => uninspectable(format!("unexpected content-type {other}")),
         }
     }
 
-    fn scanner(self: &Rc<Self>, request: &RequestContext, key: PseudonymKey) -> (ResponseScanner, FindingSource) {
+    fn scanner(
+        self: &Rc<Self>,
+        request: &RequestContext,
+        key: PseudonymKey,
+    ) -> (ResponseScanner, FindingSource) {
         let samples = Rc::new(Samples::default());
         let scanner = ResponseScanner {
             engine: Rc::clone(self),
@@ -139,22 +160,38 @@ impl Engine {
             samples: Rc::clone(&samples),
             key,
             max_span: self.policy.redaction.max_span_bytes,
-            fingerprint: Some(PromptFingerprint::from_system_prompt(&request.system_prompt))
-                .filter(|fp| fp.is_active() && self.profile(request.profile).rule_index(crate::finding::DetectorKind::PromptLeak).is_some()),
+            fingerprint: Some(PromptFingerprint::from_system_prompt(
+                &request.system_prompt,
+            ))
+            .filter(|fp| {
+                fp.is_active()
+                    && self
+                        .profile(request.profile)
+                        .rule_index(crate::finding::DetectorKind::PromptLeak)
+                        .is_some()
+            }),
         };
-        let source = FindingSource { engine: Rc::clone(self), profile: request.profile, samples };
+        let source = FindingSource {
+            engine: Rc::clone(self),
+            profile: request.profile,
+            samples,
+        };
         (scanner, source)
     }
 
     fn holdback_config(&self) -> HoldbackConfig {
-        HoldbackConfig { step: self.policy.redaction.step_bytes }
+        HoldbackConfig {
+            step: self.policy.redaction.step_bytes,
+        }
     }
 
     /// For texts judged whole (buffered bodies, prompts): nothing is held
     /// back for latency, so large steps cut the re-reading of window overlaps
     /// from ~5× to ~1.05× per byte. Local detectors give the same spans.
     pub(crate) fn whole_text_config(&self) -> HoldbackConfig {
-        HoldbackConfig { step: WHOLE_TEXT_STEP }
+        HoldbackConfig {
+            step: WHOLE_TEXT_STEP,
+        }
     }
 
     /// A redacting stream over an SSE response, and the way to name its findings.
@@ -169,9 +206,21 @@ impl Engine {
         let options = StreamOptions {
             max_held_bytes: self.policy.redaction.max_held_bytes,
             holdback: self.holdback_config(),
-            overflow: if fail_closed { OverflowPolicy::Block } else { OverflowPolicy::FlushEarly },
-            opaque: if fail_closed { OpaquePolicy::Block } else { OpaquePolicy::Forward },
-            capture_text_bytes: if self.checks_format(request) { self.policy.body.max_response_bytes } else { 0 },
+            overflow: if fail_closed {
+                OverflowPolicy::Block
+            } else {
+                OverflowPolicy::FlushEarly
+            },
+            opaque: if fail_closed {
+                OpaquePolicy::Block
+            } else {
+                OpaquePolicy::Forward
+            },
+            capture_text_bytes: if self.checks_format(request) {
+                self.policy.body.max_response_bytes
+            } else {
+                0
+            },
             ..StreamOptions::default()
         };
         (ResponseStream::new(provider, scanner, options), source)
@@ -189,7 +238,8 @@ impl Engine {
         if provider == Provider::Unknown {
             return self.inspect_plain_response(request, &scanner, &source, body);
         }
-        let rewrite = rewrite_json_response_with(provider, body, &scanner, self.whole_text_config());
+        let rewrite =
+            rewrite_json_response_with(provider, body, &scanner, self.whole_text_config());
         let findings: Vec<Finding> = rewrite
             .findings
             .iter()
@@ -213,14 +263,23 @@ impl Engine {
             let model = request.model.as_deref().unwrap_or("");
             Some(codec::fallback_json(
                 provider,
-                &Fallback { text: "The response was withheld by a content policy.", model, id: "rheostat-blocked", created: 0 },
+                &Fallback {
+                    text: "The response was withheld by a content policy.",
+                    model,
+                    id: "rheostat-blocked",
+                    created: 0,
+                },
             ))
         } else if rewrite.changed {
             Some(rewrite.body)
         } else {
             None
         };
-        BodyVerdict { body, findings, blocked }
+        BodyVerdict {
+            body,
+            findings,
+            blocked,
+        }
     }
 }
 
@@ -235,11 +294,18 @@ impl Engine {
         body: &[u8],
     ) -> BodyVerdict {
         let Ok(text) = std::str::from_utf8(body) else {
-            return BodyVerdict { body: None, findings: Vec::new(), blocked: false };
+            return BodyVerdict {
+                body: None,
+                findings: Vec::new(),
+                blocked: false,
+            };
         };
         let redacted = crate::holdback::redact_str(scanner, self.whole_text_config(), text);
-        let mut findings: Vec<Finding> =
-            redacted.redactions.iter().filter_map(|r| source.finding(r.tag, r.start, r.end)).collect();
+        let mut findings: Vec<Finding> = redacted
+            .redactions
+            .iter()
+            .filter_map(|r| source.finding(r.tag, r.start, r.end))
+            .collect();
         if self.checks_format(request) {
             findings.extend(self.format_findings(request, [text]));
         }
@@ -249,22 +315,35 @@ impl Engine {
         } else {
             redacted.changed.then(|| redacted.text.into_bytes())
         };
-        BodyVerdict { body, findings, blocked }
+        BodyVerdict {
+            body,
+            findings,
+            blocked,
+        }
     }
 
     /// Whether answers to this request must be JSON: the route requires it or
     /// the client asked for it (`response_format`).
     pub fn checks_format(&self, request: &RequestContext) -> bool {
         let profile = self.profile(request.profile);
-        (profile.require_json || request.wants_json) && profile.rule_index(crate::finding::DetectorKind::Format).is_some()
+        (profile.require_json || request.wants_json)
+            && profile
+                .rule_index(crate::finding::DetectorKind::Format)
+                .is_some()
     }
 
     /// Checks complete answer texts against JSON validity and the route's
     /// schema. One finding per bad text; the sample is the parse error or the
     /// first violation (paths and types, never values).
-    pub fn format_findings<'t>(&self, request: &RequestContext, texts: impl IntoIterator<Item = &'t str>) -> Vec<Finding> {
+    pub fn format_findings<'t>(
+        &self,
+        request: &RequestContext,
+        texts: impl IntoIterator<Item = &'t str>,
+    ) -> Vec<Finding> {
         let profile = self.profile(request.profile);
-        let Some(index) = profile.rule_index(crate::finding::DetectorKind::Format) else { return Vec::new() };
+        let Some(index) = profile.rule_index(crate::finding::DetectorKind::Format) else {
+            return Vec::new();
+        };
         if !self.checks_format(request) {
             return Vec::new();
         }
@@ -276,10 +355,14 @@ impl Engine {
                 Some(schema) => schema.check_response(text).err().map(|p| match p {
                     crate::format::FormatProblem::Json(e) => format!("not JSON: {}", e.message),
                     crate::format::FormatProblem::Schema(v) => {
-                        v.first().map_or_else(String::new, |v| format!("schema: {}: {}", v.path, v.message))
+                        v.first().map_or_else(String::new, |v| {
+                            format!("schema: {}: {}", v.path, v.message)
+                        })
                     }
                 }),
-                None => crate::format::parse_response(text).err().map(|e| format!("not JSON: {}", e.message)),
+                None => crate::format::parse_response(text)
+                    .err()
+                    .map(|e| format!("not JSON: {}", e.message)),
             };
             if let Some(sample) = problem {
                 out.push(rule.finding(0, text.len(), sample));

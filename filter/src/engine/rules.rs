@@ -64,7 +64,11 @@ impl Profile {
     pub fn rule_on(&self, kind: DetectorKind, request: bool) -> Option<(u32, &Rule)> {
         let index = self.rule_index(kind)?;
         let rule = self.rule(index);
-        let on = if request { rule.side.request() } else { rule.side.response() };
+        let on = if request {
+            rule.side.request()
+        } else {
+            rule.side.response()
+        };
         on.then_some((index, rule))
     }
 }
@@ -113,7 +117,11 @@ fn resolve(name: &str, display: String, layers: &[Option<&DetectorRule>]) -> Opt
         severity: b.severity,
         action: b.action,
         side: b.side,
-        style: if name == "card" { RedactStyle::Partial } else { RedactStyle::Label },
+        style: if name == "card" {
+            RedactStyle::Partial
+        } else {
+            RedactStyle::Label
+        },
     };
     let mut enabled = true;
     for layer in layers.iter().flatten() {
@@ -141,8 +149,17 @@ fn resolve(name: &str, display: String, layers: &[Option<&DetectorRule>]) -> Opt
 }
 
 /// Builds the profile for a route (or the default profile with `None`).
-pub fn build_profile(policy: &Policy, route: Option<&RoutePolicy>, topic_names: &[&str]) -> Profile {
-    let layers = |name: &str| [policy.detectors.get(name), route.and_then(|r| r.detectors.get(name))];
+pub fn build_profile(
+    policy: &Policy,
+    route: Option<&RoutePolicy>,
+    topic_names: &[&str],
+) -> Profile {
+    let layers = |name: &str| {
+        [
+            policy.detectors.get(name),
+            route.and_then(|r| r.detectors.get(name)),
+        ]
+    };
     let mut profile = Profile {
         route: route.map_or_else(String::new, |r| r.name.clone()),
         rules: Vec::new(),
@@ -189,11 +206,17 @@ pub fn build_profile(policy: &Policy, route: Option<&RoutePolicy>, topic_names: 
         let rule = resolve(name, name.to_string(), &layers(name));
         add(&mut profile, &[kind], rule);
     }
-    let canaries: Vec<DetectorKind> = (0..policy.canaries.len()).map(|i| DetectorKind::Canary(i as u16)).collect();
+    let canaries: Vec<DetectorKind> = (0..policy.canaries.len())
+        .map(|i| DetectorKind::Canary(i as u16))
+        .collect();
     let rule = resolve("canary", "canary".into(), &layers("canary"));
     add(&mut profile, &canaries, rule);
     for (i, list) in policy.blocked_terms.keys().enumerate() {
-        let rule = resolve("blocked_term", format!("blocked_term:{list}"), &layers("blocked_term"));
+        let rule = resolve(
+            "blocked_term",
+            format!("blocked_term:{list}"),
+            &layers("blocked_term"),
+        );
         add(&mut profile, &[DetectorKind::BlockedTerm(i as u16)], rule);
     }
     for (i, fact) in policy.facts.iter().enumerate() {

@@ -27,7 +27,11 @@ impl Samples {
     /// The tag for `rule` with `sample`.
     pub fn tag(&self, rule: u32, sample: String) -> u32 {
         let mut inner = self.inner.borrow_mut();
-        let sample = if inner.entries.len() >= MAX_SAMPLES { "…".to_string() } else { sample };
+        let sample = if inner.entries.len() >= MAX_SAMPLES {
+            "…".to_string()
+        } else {
+            sample
+        };
         if let Some(tag) = inner.index.get(&(rule, sample.clone())) {
             return *tag;
         }
@@ -43,6 +47,10 @@ impl Samples {
     }
 
     pub fn rule_of(&self, tag: u32) -> Option<u32> {
-        self.inner.borrow().entries.get(tag as usize).map(|(r, _)| *r)
+        self.inner
+            .borrow()
+            .entries
+            .get(tag as usize)
+            .map(|(r, _)| *r)
     }
 }

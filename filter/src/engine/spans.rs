@@ -39,22 +39,46 @@ impl SpanContext<'_> {
     /// Appends redactions (and report-only spans) for every enabled span
     /// detector to `out`. Offsets are into `text`.
     pub fn find(&self, text: &str, out: &mut Vec<Redaction>) {
-        let set = if self.request() { self.profile.structured_request } else { self.profile.structured_response };
+        let set = if self.request() {
+            self.profile.structured_request
+        } else {
+            self.profile.structured_response
+        };
         let mut matches: Vec<Match> = Vec::new();
         scan_structured(text, &set, &mut matches);
         self.engine.custom.scan(text, &mut matches);
         for m in &matches {
-            let Some((index, rule)) = self.profile.rule_on(m.detector, self.request()) else { continue };
-            let Some(raw) = text.get(m.start..m.end) else { continue };
+            let Some((index, rule)) = self.profile.rule_on(m.detector, self.request()) else {
+                continue;
+            };
+            let Some(raw) = text.get(m.start..m.end) else {
+                continue;
+            };
             let replacement_text = match m.detector {
                 DetectorKind::Custom(i) => {
-                    let name = self.engine.policy.custom_patterns.get(i as usize).map_or("CUSTOM", |p| p.name.as_str());
-                    replacement_with_label(&name.to_ascii_uppercase(), m.detector, raw, rule.style, self.key)
+                    let name = self
+                        .engine
+                        .policy
+                        .custom_patterns
+                        .get(i as usize)
+                        .map_or("CUSTOM", |p| p.name.as_str());
+                    replacement_with_label(
+                        &name.to_ascii_uppercase(),
+                        m.detector,
+                        raw,
+                        rule.style,
+                        self.key,
+                    )
                 }
                 kind => replacement(kind, raw, rule.style, self.key),
             };
             let tag = self.samples.tag(index, mask(m.detector, raw));
-            out.push(Redaction { start: m.start, end: m.end, replacement: replacement_text, tag });
+            out.push(Redaction {
+                start: m.start,
+                end: m.end,
+                replacement: replacement_text,
+                tag,
+            });
         }
         // Canaries are worth a second look inside encoded blobs: echoing a
         // secret in base64 is the oldest exfiltration trick.
@@ -66,10 +90,23 @@ impl SpanContext<'_> {
         }
     }
 
-    fn push(&self, kind: DetectorKind, start: usize, end: usize, replacement: &str, sample: String, out: &mut Vec<Redaction>) {
+    fn push(
+        &self,
+        kind: DetectorKind,
+        start: usize,
+        end: usize,
+        replacement: &str,
+        sample: String,
+        out: &mut Vec<Redaction>,
+    ) {
         if let Some((index, _)) = self.profile.rule_on(kind, self.request()) {
             let tag = self.samples.tag(index, sample);
-            out.push(Redaction { start, end, replacement: replacement.to_string(), tag });
+            out.push(Redaction {
+                start,
+                end,
+                replacement: replacement.to_string(),
+                tag,
+            });
         }
     }
 
@@ -80,7 +117,14 @@ impl SpanContext<'_> {
         if let Some(fp) = self.fingerprint {
             if let Some((start, end, matched)) = fp.find_in(text, &LeakConfig::default()) {
                 let sample = format!("{matched} phrases of the system prompt");
-                self.push(DetectorKind::PromptLeak, start, end, "[REDACTED]", sample, out);
+                self.push(
+                    DetectorKind::PromptLeak,
+                    start,
+                    end,
+                    "[REDACTED]",
+                    sample,
+                    out,
+                );
             }
         }
         if self.profile.rule_index(DetectorKind::Sql).is_some() {
@@ -91,16 +135,20 @@ impl SpanContext<'_> {
                 self.push(DetectorKind::Sql, m.start, m.end, "[SQL]", sample, out);
             }
         }
-        let checks_links = self.profile.rule_index(DetectorKind::MarkdownExfil).is_some()
+        let checks_links = self
+            .profile
+            .rule_index(DetectorKind::MarkdownExfil)
+            .is_some()
             || self.profile.rule_index(DetectorKind::Link).is_some();
         if checks_links && memchr::memmem::find(text.as_bytes(), b"://").is_some() {
             let mut issues = Vec::new();
             engine.links.check(text, &mut issues);
             for issue in issues {
                 let (kind, sample) = match issue.kind {
-                    LinkIssueKind::Exfil => {
-                        (DetectorKind::MarkdownExfil, format!("{} ({})", issue.host, issue.reason.unwrap_or("data in URL")))
-                    }
+                    LinkIssueKind::Exfil => (
+                        DetectorKind::MarkdownExfil,
+                        format!("{} ({})", issue.host, issue.reason.unwrap_or("data in URL")),
+                    ),
                     LinkIssueKind::OffAllowList => (DetectorKind::Link, issue.host.clone()),
                 };
                 self.push(kind, issue.start, issue.end, "[link removed]", sample, out);
@@ -111,7 +159,14 @@ impl SpanContext<'_> {
             facts.check(text, &mut contradictions);
             for c in contradictions {
                 let name = facts.name(c.fact).unwrap_or("fact").to_string();
-                self.push(DetectorKind::Fact(c.fact), c.start, c.end, "[unverified]", format!("{name} contradicted"), out);
+                self.push(
+                    DetectorKind::Fact(c.fact),
+                    c.start,
+                    c.end,
+                    "[unverified]",
+                    format!("{name} contradicted"),
+                    out,
+                );
             }
         }
         if self.profile.rule_index(DetectorKind::Refusal).is_some() {
@@ -125,7 +180,14 @@ impl SpanContext<'_> {
             for verdict in engine.topics.classify_scan(scan) {
                 if let (true, Some(&(start, end))) = (verdict.flagged, verdict.spans.first()) {
                     let sample = format!("{} score {:.2}", verdict.name, verdict.score);
-                    self.push(DetectorKind::Topic(verdict.topic), start, end, "[TOPIC]", sample, out);
+                    self.push(
+                        DetectorKind::Topic(verdict.topic),
+                        start,
+                        end,
+                        "[TOPIC]",
+                        sample,
+                        out,
+                    );
                 }
             }
         }
@@ -141,14 +203,25 @@ impl SpanContext<'_> {
                     Family::Canary => (DetectorKind::Canary(hit.item as u16), "[CANARY]"),
                     _ => continue,
                 };
-                let Some((index, _)) = self.profile.rule_on(kind, self.request()) else { continue };
+                let Some((index, _)) = self.profile.rule_on(kind, self.request()) else {
+                    continue;
+                };
                 let (start, end) = source.original_span(hit.start, hit.end);
                 let sample = match kind {
                     DetectorKind::Canary(i) => format!("canary#{i}"),
-                    _ => source.normalized.text.get(hit.start..hit.end).map_or_else(String::new, first_letter_masked),
+                    _ => source
+                        .normalized
+                        .text
+                        .get(hit.start..hit.end)
+                        .map_or_else(String::new, first_letter_masked),
                 };
                 let tag = self.samples.tag(index, sample);
-                out.push(Redaction { start, end, replacement: label.to_string(), tag });
+                out.push(Redaction {
+                    start,
+                    end,
+                    replacement: label.to_string(),
+                    tag,
+                });
             }
         }
     }
@@ -159,7 +232,9 @@ impl SpanContext<'_> {
 fn first_letter_masked(term: &str) -> String {
     let mut chars = term.chars();
     match chars.next() {
-        Some(first) => std::iter::once(first).chain(chars.map(|c| if c == ' ' { ' ' } else { '*' })).collect(),
+        Some(first) => std::iter::once(first)
+            .chain(chars.map(|c| if c == ' ' { ' ' } else { '*' }))
+            .collect(),
         None => String::new(),
     }
 }

@@ -18,8 +18,20 @@ pub struct BuiltIn {
     pub side: Side,
 }
 
-const fn builtin(name: &'static str, category: Category, severity: Severity, action: Action, side: Side) -> BuiltIn {
-    BuiltIn { name, category, severity, action, side }
+const fn builtin(
+    name: &'static str,
+    category: Category,
+    severity: Severity,
+    action: Action,
+    side: Side,
+) -> BuiltIn {
+    BuiltIn {
+        name,
+        category,
+        severity,
+        action,
+        side,
+    }
 }
 
 use Action::{Block, Flag, Redact};
@@ -225,7 +237,11 @@ pub struct RedactionPolicy {
 
 impl Default for RedactionPolicy {
     fn default() -> Self {
-        RedactionPolicy { max_span_bytes: 256, step_bytes: 0, max_held_bytes: 256 * 1024 }
+        RedactionPolicy {
+            max_span_bytes: 256,
+            step_bytes: 0,
+            max_held_bytes: 256 * 1024,
+        }
     }
 }
 

@@ -12,7 +12,10 @@ pub struct PolicyError {
 
 impl PolicyError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        PolicyError { path: path.into(), message: message.into() }
+        PolicyError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn from_serde(err: serde_path_to_error::Error<serde_json::Error>) -> Self {

@@ -18,11 +18,20 @@ impl Policy {
             .map_err(|e| PolicyError::new("", format!("policy is not valid UTF-8 ({e})")))?;
         // serde would also accept a JSON array for a struct; a policy is an object.
         if !text.trim_start().starts_with('{') {
-            return Err(PolicyError::new("", "policy must be a JSON object ({ ... })"));
+            return Err(PolicyError::new(
+                "",
+                "policy must be a JSON object ({ ... })",
+            ));
         }
         let mut de = serde_json::Deserializer::from_str(text);
-        let policy: Policy = serde_path_to_error::deserialize(&mut de).map_err(PolicyError::from_serde)?;
-        de.end().map_err(|e| PolicyError::new("", format!("trailing characters after the policy object ({e})")))?;
+        let policy: Policy =
+            serde_path_to_error::deserialize(&mut de).map_err(PolicyError::from_serde)?;
+        de.end().map_err(|e| {
+            PolicyError::new(
+                "",
+                format!("trailing characters after the policy object ({e})"),
+            )
+        })?;
         policy.validate()?;
         Ok(policy)
     }
@@ -44,13 +53,19 @@ impl Policy {
         if !(1..=86_400).contains(&self.window_secs) {
             return Err(PolicyError::new(
                 "window_secs",
-                format!("must be between 1 and 86400 seconds (got {})", self.window_secs),
+                format!(
+                    "must be between 1 and 86400 seconds (got {})",
+                    self.window_secs
+                ),
             ));
         }
         if !(100..=3_600_000).contains(&self.tick_ms) {
             return Err(PolicyError::new(
                 "tick_ms",
-                format!("must be between 100 and 3600000 milliseconds (got {})", self.tick_ms),
+                format!(
+                    "must be between 100 and 3600000 milliseconds (got {})",
+                    self.tick_ms
+                ),
             ));
         }
         for (field, value) in [
@@ -71,8 +86,15 @@ impl Policy {
     }
 
     fn validate_detection(&self) -> Result<(), PolicyError> {
-        let known = || BUILT_INS.iter().map(|b| b.name).collect::<Vec<_>>().join(", ");
-        let check_rules = |rules: &std::collections::BTreeMap<String, DetectorRule>, parent: &str| {
+        let known = || {
+            BUILT_INS
+                .iter()
+                .map(|b| b.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let check_rules = |rules: &std::collections::BTreeMap<String, DetectorRule>,
+                           parent: &str| {
             for name in rules.keys() {
                 if built_in(name).is_none() {
                     return Err(PolicyError::new(
@@ -86,7 +108,10 @@ impl Policy {
         check_rules(&self.detectors, "detectors")?;
         let inj = &self.injection;
         if !(inj.suspect_score > 0.0 && inj.suspect_score.is_finite()) {
-            return Err(PolicyError::new("injection.suspect_score", "must be a positive number"));
+            return Err(PolicyError::new(
+                "injection.suspect_score",
+                "must be a positive number",
+            ));
         }
         if !(inj.block_score >= inj.suspect_score && inj.block_score.is_finite()) {
             return Err(PolicyError::new(
@@ -96,10 +121,16 @@ impl Policy {
         }
         for (i, p) in inj.phrases.iter().enumerate() {
             if p.phrase.trim().is_empty() {
-                return Err(PolicyError::new(format!("injection.phrases[{i}].phrase"), "must not be empty"));
+                return Err(PolicyError::new(
+                    format!("injection.phrases[{i}].phrase"),
+                    "must not be empty",
+                ));
             }
             if !(p.weight > 0.0 && p.weight.is_finite()) {
-                return Err(PolicyError::new(format!("injection.phrases[{i}].weight"), "must be a positive number"));
+                return Err(PolicyError::new(
+                    format!("injection.phrases[{i}].weight"),
+                    "must be a positive number",
+                ));
             }
         }
         for (i, c) in self.canaries.iter().enumerate() {
@@ -113,7 +144,10 @@ impl Policy {
         for (list, terms) in &self.blocked_terms {
             for (i, t) in terms.iter().enumerate() {
                 if t.trim().is_empty() {
-                    return Err(PolicyError::new(format!("blocked_terms.{list}[{i}]"), "must not be empty"));
+                    return Err(PolicyError::new(
+                        format!("blocked_terms.{list}[{i}]"),
+                        "must not be empty",
+                    ));
                 }
             }
         }
@@ -128,7 +162,10 @@ impl Policy {
         }
         for (i, f) in self.facts.iter().enumerate() {
             if f.expected.is_empty() {
-                return Err(PolicyError::new(format!("facts[{i}].expected"), "must list at least one expected value"));
+                return Err(PolicyError::new(
+                    format!("facts[{i}].expected"),
+                    "must list at least one expected value",
+                ));
             }
         }
         for (i, host) in self.links.allow_hosts.iter().enumerate() {
@@ -154,16 +191,25 @@ impl Policy {
         }
         let r = &self.redaction;
         if !(16..=65_536).contains(&r.max_span_bytes) {
-            return Err(PolicyError::new("redaction.max_span_bytes", "must be between 16 and 65536"));
+            return Err(PolicyError::new(
+                "redaction.max_span_bytes",
+                "must be between 16 and 65536",
+            ));
         }
         if r.max_held_bytes < 4 * r.max_span_bytes {
             return Err(PolicyError::new(
                 "redaction.max_held_bytes",
-                format!("must be at least 4 × max_span_bytes ({})", 4 * r.max_span_bytes),
+                format!(
+                    "must be at least 4 × max_span_bytes ({})",
+                    4 * r.max_span_bytes
+                ),
             ));
         }
         if self.body.max_request_bytes == 0 || self.body.max_response_bytes == 0 {
-            return Err(PolicyError::new("body", "max_request_bytes and max_response_bytes must be positive"));
+            return Err(PolicyError::new(
+                "body",
+                "max_request_bytes and max_response_bytes must be positive",
+            ));
         }
         Ok(())
     }
@@ -202,7 +248,10 @@ mod tests {
 
     #[test]
     fn out_of_range_value_names_its_path() {
-        assert_eq!(err(r#"{"window_secs": 0}"#), "window_secs: must be between 1 and 86400 seconds (got 0)");
+        assert_eq!(
+            err(r#"{"window_secs": 0}"#),
+            "window_secs: must be between 1 and 86400 seconds (got 0)"
+        );
     }
 
     #[test]
@@ -215,13 +264,19 @@ mod tests {
     #[test]
     fn wrong_type_names_its_path() {
         let e = err(r#"{"tick_ms": "fast"}"#);
-        assert!(e.starts_with("tick_ms: invalid type: string \"fast\", expected"), "{e}");
+        assert!(
+            e.starts_with("tick_ms: invalid type: string \"fast\", expected"),
+            "{e}"
+        );
     }
 
     #[test]
     fn upper_case_header_is_rejected() {
         let e = err(r#"{"subject": {"tenant_header": "X-Tenant"}}"#);
-        assert!(e.starts_with("subject.tenant_header: \"X-Tenant\" is not a lower-case"), "{e}");
+        assert!(
+            e.starts_with("subject.tenant_header: \"X-Tenant\" is not a lower-case"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -233,19 +288,30 @@ mod tests {
     #[test]
     fn unknown_detector_names_the_choices() {
         let e = err(r#"{"detectors": {"emial": {"action": "block"}}}"#);
-        assert!(e.starts_with("detectors.emial: unknown detector (expected one of: email, phone"), "{e}");
+        assert!(
+            e.starts_with("detectors.emial: unknown detector (expected one of: email, phone"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_action_names_its_path() {
-        let e = err(r#"{"routes": [{"name": "x", "path_prefix": "/x", "detectors": {"email": {"action": "nuke"}}}]}"#);
-        assert!(e.starts_with("routes[0].detectors.email.action: unknown variant `nuke`"), "{e}");
+        let e = err(
+            r#"{"routes": [{"name": "x", "path_prefix": "/x", "detectors": {"email": {"action": "nuke"}}}]}"#,
+        );
+        assert!(
+            e.starts_with("routes[0].detectors.email.action: unknown variant `nuke`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn thresholds_must_be_ordered() {
         let e = err(r#"{"injection": {"suspect_score": 3, "block_score": 2}}"#);
-        assert_eq!(e, "injection.block_score: must be at least suspect_score (3)");
+        assert_eq!(
+            e,
+            "injection.block_score: must be at least suspect_score (3)"
+        );
     }
 
     #[test]

@@ -74,13 +74,19 @@ impl Exchange {
 
     /// A per-stream pseudonym key: stable within the exchange, different across them.
     fn pseudonym_key(&self) -> PseudonymKey {
-        PseudonymKey::derive(&self.shared.pseudonym_secret, &(u64::from(self.context_id) ^ self.started_ms << 20).to_le_bytes())
+        PseudonymKey::derive(
+            &self.shared.pseudonym_secret,
+            &(u64::from(self.context_id) ^ self.started_ms << 20).to_le_bytes(),
+        )
     }
 
     fn answer_locally(&mut self, status: u32, body: &[u8], outcome: &'static str) {
         self.local_reply = true;
         self.outcome = outcome;
-        let headers = vec![("content-type", "application/json"), ("x-rheostat-outcome", outcome)];
+        let headers = vec![
+            ("content-type", "application/json"),
+            ("x-rheostat-outcome", outcome),
+        ];
         if hostcalls::send_http_response(status, headers, Some(body)).is_err() {
             host::log(LogLevel::Warn, "rheostat: the host refused a local reply");
         }
@@ -98,7 +104,11 @@ impl Exchange {
                 .filter(|f| !f.repeat)
                 .filter_map(|f| source.finding(f.tag, f.start, f.end))
                 .collect();
-            if self.outcome == "forwarded" && found.iter().any(|f| f.action == crate::finding::Action::Redact) {
+            if self.outcome == "forwarded"
+                && found
+                    .iter()
+                    .any(|f| f.action == crate::finding::Action::Redact)
+            {
                 self.outcome = "redacted";
             }
             self.findings.extend(found);
@@ -107,15 +117,22 @@ impl Exchange {
 }
 
 fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten()
+    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
 }
 
 fn response_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value(MapType::HttpResponseHeaders, name).ok().flatten()
+    hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+        .ok()
+        .flatten()
 }
 
 fn body(buffer: BufferType, size: usize) -> Vec<u8> {
-    hostcalls::get_buffer(buffer, 0, size).ok().flatten().unwrap_or_default()
+    hostcalls::get_buffer(buffer, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// Replaces the whole body seen by this callback (`start == 0` replaces and may change the length).
@@ -132,7 +149,12 @@ impl HttpContext for Exchange {
         self.path = request_header(":path").unwrap_or_default();
         self.request_id = request_header("x-request-id").unwrap_or_default();
         let policy = self.shared.engine.policy();
-        let from = |header: &Option<String>| header.as_deref().and_then(request_header).unwrap_or_default();
+        let from = |header: &Option<String>| {
+            header
+                .as_deref()
+                .and_then(request_header)
+                .unwrap_or_default()
+        };
         self.subject = Subject {
             tenant: from(&policy.subject.tenant_header),
             region: from(&policy.subject.region_header),
@@ -144,7 +166,11 @@ impl HttpContext for Exchange {
                 .unwrap_or_else(|| self.path.split('?').next().unwrap_or_default().to_string()),
             model: String::new(),
         };
-        self.window_requests = self.shared.requests.add(&ProxyStore, self.started_ms, 1).unwrap_or(0);
+        self.window_requests = self
+            .shared
+            .requests
+            .add(&ProxyStore, self.started_ms, 1)
+            .unwrap_or(0);
         self.shared.requests_total.increment(1);
         if !end_of_stream {
             // The body may be rewritten, and headers cannot change once this
@@ -165,7 +191,11 @@ impl HttpContext for Exchange {
         let limit = self.shared.engine.policy().body.max_request_bytes;
         if body_size > limit {
             let provider = Provider::from_path(&self.path).unwrap_or(Provider::Unknown);
-            let body = crate::codec::error_body(provider, 413, "The request body is larger than this gateway inspects.");
+            let body = crate::codec::error_body(
+                provider,
+                413,
+                "The request body is larger than this gateway inspects.",
+            );
             self.answer_locally(413, &body, "too_large");
             return Action::Pause;
         }
@@ -175,7 +205,10 @@ impl HttpContext for Exchange {
             return Action::Pause;
         }
         let request_body = body(BufferType::HttpRequestBody, body_size);
-        let verdict = self.shared.engine.inspect_request(&self.path, &request_body, &self.pseudonym_key());
+        let verdict =
+            self.shared
+                .engine
+                .inspect_request(&self.path, &request_body, &self.pseudonym_key());
         self.subject.model = verdict.context.model.clone().unwrap_or_default();
         self.note = verdict.uninspected.clone();
         self.request = verdict.context;
@@ -195,14 +228,20 @@ impl HttpContext for Exchange {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.status = response_header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
+        self.status = response_header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         if self.local_reply || end_of_stream {
             return Action::Continue;
         }
         let engine = &self.shared.engine;
         let content_type = response_header("content-type");
         let content_encoding = response_header("content-encoding");
-        let mode = engine.response_mode(&self.request, content_type.as_deref(), content_encoding.as_deref());
+        let mode = engine.response_mode(
+            &self.request,
+            content_type.as_deref(),
+            content_encoding.as_deref(),
+        );
         self.response = match mode {
             ResponseMode::Pass(reason) => {
                 self.note = Some(reason);
@@ -211,14 +250,23 @@ impl HttpContext for Exchange {
             ResponseMode::Refuse(reason) => {
                 self.note = Some(reason);
                 let provider = self.request.provider.unwrap_or(Provider::Unknown);
-                let body = crate::codec::error_body(provider, 502, "The response could not be inspected on a fail-closed route.");
+                let body = crate::codec::error_body(
+                    provider,
+                    502,
+                    "The response could not be inspected on a fail-closed route.",
+                );
                 // Headers have not gone downstream yet, so the local reply replaces them.
                 self.outcome = "refused";
-                let _ = hostcalls::send_http_response(502, vec![("content-type", "application/json")], Some(&body));
+                let _ = hostcalls::send_http_response(
+                    502,
+                    vec![("content-type", "application/json")],
+                    Some(&body),
+                );
                 return Action::Pause;
             }
             ResponseMode::Stream(provider) => {
-                let (stream, source) = engine.open_stream(&self.request, provider, self.pseudonym_key());
+                let (stream, source) =
+                    engine.open_stream(&self.request, provider, self.pseudonym_key());
                 ResponseState::Stream(Box::new(stream), source)
             }
             ResponseMode::Buffer(provider) => ResponseState::Buffer(provider),
@@ -227,9 +275,15 @@ impl HttpContext for Exchange {
             // Redaction changes the length; headers are final once this returns.
             let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, "content-length");
             if let Ok(Some(coding)) = Coding::from_header(content_encoding.as_deref()) {
-                let _ = hostcalls::remove_map_value(MapType::HttpResponseHeaders, "content-encoding");
-                self.decoder = Some(Decoder::new(coding, engine.policy().body.max_response_bytes));
-                self.note = Some(format!("decompressed {coding:?} response", coding = coding).to_lowercase());
+                let _ =
+                    hostcalls::remove_map_value(MapType::HttpResponseHeaders, "content-encoding");
+                self.decoder = Some(Decoder::new(
+                    coding,
+                    engine.policy().body.max_response_bytes,
+                ));
+                self.note = Some(
+                    format!("decompressed {coding:?} response", coding = coding).to_lowercase(),
+                );
             }
         }
         Action::Continue
@@ -243,7 +297,11 @@ impl HttpContext for Exchange {
                 Action::Continue
             }
             ResponseState::Stream(stream, _) => {
-                let chunk = match decode(&mut self.decoder, body(BufferType::HttpResponseBody, body_size), end_of_stream) {
+                let chunk = match decode(
+                    &mut self.decoder,
+                    body(BufferType::HttpResponseBody, body_size),
+                    end_of_stream,
+                ) {
                     Ok(chunk) => chunk,
                     Err(e) => {
                         // Headers already promised an uncompressed body: end in-band.
@@ -280,7 +338,11 @@ impl HttpContext for Exchange {
                 if body_size > limit {
                     self.note = Some(format!("response body over {limit} bytes"));
                     if self.shared.engine.profile(self.request.profile).fail_closed {
-                        let body = crate::codec::error_body(provider, 502, "The response was too large to inspect.");
+                        let body = crate::codec::error_body(
+                            provider,
+                            502,
+                            "The response was too large to inspect.",
+                        );
                         replace_body(BufferType::HttpResponseBody, body_size, &body);
                         self.outcome = "refused";
                         self.response = ResponseState::Drop;
@@ -293,21 +355,37 @@ impl HttpContext for Exchange {
                 if !end_of_stream {
                     return Action::Pause;
                 }
-                let whole = match decode(&mut self.decoder, body(BufferType::HttpResponseBody, body_size), true) {
+                let whole = match decode(
+                    &mut self.decoder,
+                    body(BufferType::HttpResponseBody, body_size),
+                    true,
+                ) {
                     Ok(whole) => whole,
                     Err(e) => {
-                        let body = crate::codec::error_body(provider, 502, "The response could not be decoded for inspection.");
+                        let body = crate::codec::error_body(
+                            provider,
+                            502,
+                            "The response could not be decoded for inspection.",
+                        );
                         replace_body(BufferType::HttpResponseBody, body_size, &body);
                         self.note = Some(e.to_string());
                         self.outcome = "refused";
                         return Action::Continue;
                     }
                 };
-                let verdict =
-                    self.shared.engine.inspect_response_body(&self.request, provider, &whole, self.pseudonym_key());
+                let verdict = self.shared.engine.inspect_response_body(
+                    &self.request,
+                    provider,
+                    &whole,
+                    self.pseudonym_key(),
+                );
                 if let Some(new_body) = &verdict.body {
                     replace_body(BufferType::HttpResponseBody, body_size, new_body);
-                    self.outcome = if verdict.blocked { "blocked" } else { "redacted" };
+                    self.outcome = if verdict.blocked {
+                        "blocked"
+                    } else {
+                        "redacted"
+                    };
                 }
                 self.record(verdict.findings);
                 Action::Continue
@@ -318,7 +396,13 @@ impl HttpContext for Exchange {
     fn on_log(&mut self) {
         let policy = &self.shared.engine.policy().name;
         for finding in &self.findings {
-            let event = FindingEvent { event: "finding", policy, request_id: &self.request_id, subject: &self.subject, finding };
+            let event = FindingEvent {
+                event: "finding",
+                policy,
+                request_id: &self.request_id,
+                subject: &self.subject,
+                finding,
+            };
             host::log(LogLevel::Info, &to_line(&event));
             let name = format!(
                 "rheostat.findings.{}.{}.{}",
@@ -348,8 +432,14 @@ impl HttpContext for Exchange {
 }
 
 /// Runs response bytes through the decoder, if the response is compressed.
-fn decode(decoder: &mut Option<Decoder>, bytes: Vec<u8>, end: bool) -> Result<Vec<u8>, crate::decompress::DecodeError> {
-    let Some(decoder) = decoder else { return Ok(bytes) };
+fn decode(
+    decoder: &mut Option<Decoder>,
+    bytes: Vec<u8>,
+    end: bool,
+) -> Result<Vec<u8>, crate::decompress::DecodeError> {
+    let Some(decoder) = decoder else {
+        return Ok(bytes);
+    };
     let mut out = Vec::with_capacity(bytes.len() * 4);
     decoder.push(&bytes, &mut out)?;
     if end {
@@ -360,5 +450,8 @@ fn decode(decoder: &mut Option<Decoder>, bytes: Vec<u8>, end: bool) -> Result<Ve
 
 /// The lower-case serde name of an enum value, for metric names.
 fn to_name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_ascii_lowercase)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default()
 }

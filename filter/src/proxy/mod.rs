@@ -1,8 +1,8 @@
 //! The proxy-wasm adapter: translates Envoy's callbacks into engine calls and
 //! acts on what the engine returns. Nothing here decides policy.
 
-mod http;
 mod host;
+mod http;
 mod root;
 
 use proxy_wasm::traits::RootContext;

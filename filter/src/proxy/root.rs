@@ -4,10 +4,10 @@
 use super::host::{self, Metric, ProxyStore};
 use super::http::Exchange;
 use crate::audit::{to_line, TickEvent};
-use crate::lease::{claim_period, TICK_LEASE_KEY};
-use crate::ledger::{update_shared, WindowCounter};
 use crate::detect::redact::PseudonymKey;
 use crate::engine::Engine;
+use crate::lease::{claim_period, TICK_LEASE_KEY};
+use crate::ledger::{update_shared, WindowCounter};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::rc::Rc;
@@ -37,17 +37,26 @@ pub struct Root {
 
 impl Root {
     pub fn new() -> Self {
-        Root { shared: None, window_requests_gauge: Metric::gauge("rheostat.window_requests") }
+        Root {
+            shared: None,
+            window_requests_gauge: Metric::gauge("rheostat.window_requests"),
+        }
     }
 }
 
 fn worker_id() -> u32 {
     *WORKER_ID.get_or_init(|| {
         let written = update_shared(&ProxyStore, WORKER_SEQUENCE_KEY, |current| {
-            let n = current.and_then(|b| b.get(0..4)?.try_into().ok()).map_or(0, u32::from_le_bytes);
+            let n = current
+                .and_then(|b| b.get(0..4)?.try_into().ok())
+                .map_or(0, u32::from_le_bytes);
             Some((n + 1).to_le_bytes().to_vec())
         });
-        written.ok().flatten().and_then(|b| b.get(0..4)?.try_into().ok()).map_or(0, u32::from_le_bytes)
+        written
+            .ok()
+            .flatten()
+            .and_then(|b| b.get(0..4)?.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
     })
 }
 
@@ -74,7 +83,14 @@ impl RootContext for Root {
         let requests = WindowCounter::new("requests", policy.window_secs * 1000);
         requests.ensure(&ProxyStore);
         let _ = proxy_wasm::hostcalls::set_tick_period(Duration::from_millis(policy.tick_ms));
-        host::log(LogLevel::Info, &format!("rheostat: worker {} configured: {}", worker_id(), engine.summary()));
+        host::log(
+            LogLevel::Info,
+            &format!(
+                "rheostat: worker {} configured: {}",
+                worker_id(),
+                engine.summary()
+            ),
+        );
         let now_ns = proxy_wasm::hostcalls::get_current_time()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -94,11 +110,16 @@ impl RootContext for Root {
         let now = host::now_ms();
         let policy = shared.engine.policy();
         let period = now / policy.tick_ms;
-        if !matches!(claim_period(&ProxyStore, TICK_LEASE_KEY, period, worker_id()), Ok(true)) {
+        if !matches!(
+            claim_period(&ProxyStore, TICK_LEASE_KEY, period, worker_id()),
+            Ok(true)
+        ) {
             return;
         }
         let current = shared.requests.window_of(now);
-        let previous = shared.requests.read_window(&ProxyStore, current.saturating_sub(1));
+        let previous = shared
+            .requests
+            .read_window(&ProxyStore, current.saturating_sub(1));
         self.window_requests_gauge.set(previous);
         let event = TickEvent {
             event: "tick",

@@ -73,6 +73,54 @@ pub fn seconds_per_call<R>(timing: Timing, mut f: impl FnMut() -> R) -> f64 {
     median(&per_call)
 }
 
+/// [`seconds_per_call`] for two things to be compared (native and module,
+/// say): their timed runs alternate, A then B, so a neighbour's burst of
+/// load falls on both and their ratio stays meaningful. Returns the median
+/// seconds per call of each.
+pub fn seconds_per_call_pair<A, B>(
+    timing: Timing,
+    mut a: impl FnMut() -> A,
+    mut b: impl FnMut() -> B,
+) -> (f64, f64) {
+    let time_once = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().max(Duration::from_nanos(50)).as_secs_f64()
+    };
+    let once_a = time_once(&mut || {
+        black_box(a());
+    });
+    let once_b = time_once(&mut || {
+        black_box(b());
+    });
+    let budget = timing.max_figure.as_secs_f64();
+    if once_a + once_b >= budget {
+        return (once_a, once_b);
+    }
+    let min_run = timing.min_run.as_secs_f64();
+    let batch_a = (min_run / once_a).ceil().clamp(1.0, 1e7) as usize;
+    let batch_b = (min_run / once_b).ceil().clamp(1.0, 1e7) as usize;
+    let per_run = once_a * batch_a as f64 + once_b * batch_b as f64;
+    let runs = timing
+        .runs
+        .max(1)
+        .min(((budget / per_run).floor() as usize).max(1));
+    let (mut ta, mut tb) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        let start = Instant::now();
+        for _ in 0..batch_a {
+            black_box(a());
+        }
+        ta.push(start.elapsed().as_secs_f64() / batch_a as f64);
+        let start = Instant::now();
+        for _ in 0..batch_b {
+            black_box(b());
+        }
+        tb.push(start.elapsed().as_secs_f64() / batch_b as f64);
+    }
+    (median(&ta), median(&tb))
+}
+
 /// Megabytes (10^6 bytes) per second.
 pub fn mb_per_s(bytes: usize, seconds: f64) -> f64 {
     if seconds <= 0.0 {

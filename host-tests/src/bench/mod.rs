@@ -33,7 +33,7 @@ pub use report::Report;
 
 use anyhow::{bail, Context as _, Result};
 use corpus::{Rng, StreamMeta};
-use measure::{mb_per_s, median, percentile, seconds_per_call, Timing};
+use measure::{mb_per_s, median, percentile, seconds_per_call, seconds_per_call_pair, Timing};
 use native::Native;
 use report::{ExchangeFigures, LiteralPoint, ScalePoint, SseFigure};
 use rheostat_filter::codec::Provider;
@@ -194,7 +194,12 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     let anthropic_meta = StreamMeta::anthropic(&mut rng);
 
     // ---- buffered bodies: native, module, pass-through, baseline ----
-    progress("body scan: native engine");
+    // Figures compared with each other are measured alternately, with
+    // room for a few runs of a slow call.
+    let pair_timing = Timing {
+        max_figure: timing.max_figure * 2,
+        ..timing
+    };
     let (text, planted) = corpus::answer_text(config.seed, config.corpus_bytes);
     let body = corpus::openai_json(&openai_meta, &text);
     report.body_bytes = body.len();
@@ -205,8 +210,6 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
         bail!("the default policy blocked the benchmark corpus: the figures would measure the block path");
     }
     report.native_findings = findings;
-    let native_s = seconds_per_call(timing, || native.body(Provider::OpenAiChat, &body));
-    report.native_mb_s = mb_per_s(text.len(), native_s);
 
     progress("body scan: per-pattern regex baseline");
     let baseline = baseline::Baseline::new()?;
@@ -214,9 +217,9 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     report.baseline_matches = baseline.scan(&text);
     let baseline_s = seconds_per_call(timing, || baseline.scan(&text));
     report.baseline_mb_s = mb_per_s(text.len(), baseline_s);
-    report.baseline_ratio = ratio(report.native_mb_s, report.baseline_mb_s);
 
-    progress("body scan: module under the host");
+    progress("body scan: native engine and the module under the host, alternating");
+    let body_for_native = body.clone();
     let body_text = String::from_utf8(body).context("the generated body is not UTF-8")?;
     let body_exchange = wasm::exchange(
         Provider::OpenAiChat,
@@ -232,13 +235,19 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     report.wasm_findings = first.findings.len();
     report.wasm_outcome = wasm::outcome(&first).unwrap_or_default();
     let worker = filter.worker(0);
-    let wasm_s = seconds_per_call(timing, || {
-        let r = worker.run_exchange(&body_exchange, &chunking);
-        shared.take_logs();
-        r.response.body_text.len()
-    });
+    let (native_s, wasm_s) = seconds_per_call_pair(
+        pair_timing,
+        || native.body(Provider::OpenAiChat, &body_for_native),
+        || {
+            let r = worker.run_exchange(&body_exchange, &chunking);
+            shared.take_logs();
+            r.response.body_text.len()
+        },
+    );
+    report.native_mb_s = mb_per_s(text.len(), native_s);
     report.wasm_mb_s = mb_per_s(text.len(), wasm_s);
     report.wasm_vs_native = ratio(report.wasm_mb_s, report.native_mb_s);
+    report.baseline_ratio = ratio(report.native_mb_s, report.baseline_mb_s);
 
     let mut pass = wasm::start(&config.passthrough_module, &config.policy)?;
     let pass_shared = pass.shared();
@@ -272,16 +281,18 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
         let ex = wasm::exchange(provider, req, "text/event-stream", stream.clone(), None);
         for &chunk in &config.sse_chunks {
             progress(&format!("SSE: {name}, {chunk}-byte chunks"));
-            let native_s =
-                seconds_per_call(timing, || native.stream(provider, stream.as_bytes(), chunk));
             let chunking = crate::exchange::Chunking::Fixed(chunk);
             let worker = filter.worker(0);
             wasm::run_checked(worker, &ex, &chunking)?;
-            let wasm_s = seconds_per_call(timing, || {
-                let r = worker.run_exchange(&ex, &chunking);
-                shared.take_logs();
-                r.response.body_text.len()
-            });
+            let (native_s, wasm_s) = seconds_per_call_pair(
+                pair_timing,
+                || native.stream(provider, stream.as_bytes(), chunk),
+                || {
+                    let r = worker.run_exchange(&ex, &chunking);
+                    shared.take_logs();
+                    r.response.body_text.len()
+                },
+            );
             report.sse.push(SseFigure {
                 provider: name.into(),
                 chunk_bytes: chunk,
