@@ -42,3 +42,6 @@ pub mod sql;
 pub mod links;
 pub mod grounding;
 pub mod format;
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;

@@ -229,7 +229,13 @@ fn write_data_lines(out: &mut Vec<u8>, data: &str, spaced: bool, term: &[u8]) {
     let lines = split_lines(data);
     let n = lines.len();
     for (i, l) in lines.into_iter().enumerate() {
-        out.extend_from_slice(if spaced { b"data: " } else { b"data:" });
+        // A line that starts with a space needs the separator space even in
+        // the `data:` style: the decoder strips one space after the colon.
+        out.extend_from_slice(if spaced || l.starts_with(' ') {
+            b"data: "
+        } else {
+            b"data:"
+        });
         out.extend_from_slice(l.as_bytes());
         if term.is_empty() {
             if i + 1 < n {
