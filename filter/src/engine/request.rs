@@ -100,6 +100,27 @@ impl Engine {
         )
     }
 
+    /// Redacts one prompt text whole; appends its findings and says whether
+    /// any of them blocks the request.
+    fn redact_prompt(
+        &self,
+        spans: &RequestSpans<'_>,
+        text: &str,
+        findings: &mut Vec<Finding>,
+    ) -> (crate::holdback::Redacted, bool) {
+        let redacted = redact_str(spans, self.whole_text_config(), text);
+        let mut blocked = false;
+        for applied in &redacted.redactions {
+            let Some((rule_index, sample)) = spans.0.samples.get(applied.tag) else {
+                continue;
+            };
+            let rule = spans.0.profile.rule(rule_index);
+            blocked |= rule.action == Action::Block;
+            findings.push(rule.finding(applied.start, applied.end, sample));
+        }
+        (redacted, blocked)
+    }
+
     /// A body of no known provider shape, scanned as one plain text
     /// (`body.scan_unknown_as_text`).
     fn inspect_plain_request(
@@ -111,18 +132,7 @@ impl Engine {
     ) -> RequestVerdict {
         let samples = Samples::default();
         let spans = self.request_spans(profile, &samples, key);
-        let redacted = redact_str(&spans, self.whole_text_config(), text);
-        let mut blocked = false;
-        for applied in &redacted.redactions {
-            let Some((rule_index, sample)) = samples.get(applied.tag) else {
-                continue;
-            };
-            let rule = profile.rule(rule_index);
-            blocked |= rule.action == Action::Block;
-            verdict
-                .findings
-                .push(rule.finding(applied.start, applied.end, sample));
-        }
+        let (redacted, blocked) = self.redact_prompt(&spans, text, &mut verdict.findings);
         verdict.uninspected = Some("unknown format: scanned as plain text".into());
         verdict.outcome = if blocked {
             RequestOutcome::Block {
@@ -197,17 +207,8 @@ impl Engine {
         let mut edits: Vec<(Locator, String)> = Vec::new();
         let mut blocked = false;
         for segment in &view.segments {
-            let redacted = redact_str(&spans, self.whole_text_config(), &segment.text);
-            for applied in &redacted.redactions {
-                let Some((rule_index, sample)) = samples.get(applied.tag) else {
-                    continue;
-                };
-                let rule = profile.rule(rule_index);
-                blocked |= rule.action == Action::Block;
-                verdict
-                    .findings
-                    .push(rule.finding(applied.start, applied.end, sample));
-            }
+            let (redacted, blocks) = self.redact_prompt(&spans, &segment.text, &mut verdict.findings);
+            blocked |= blocks;
             if redacted.changed && !blocked {
                 edits.push((segment.locator, redacted.text));
             }

@@ -120,23 +120,10 @@ pub fn first_text(
     request: &[u8],
     frames: &[String],
 ) -> Option<usize> {
-    let mut s = worker.open_stream();
-    let path = path_of(provider);
-    s.request_headers(
-        &[
-            (":method", "POST"),
-            (":path", path),
-            (":authority", "llm.local"),
-            (":scheme", "http"),
-            ("content-type", "application/json"),
-        ],
-        false,
-    );
-    s.request_body(request, true);
-    s.response_headers(
-        &[(":status", "200"), ("content-type", "text/event-stream")],
-        false,
-    );
+    let id = open_sse_stream(worker, path_of(provider), request);
+    let Some(mut s) = worker.stream(id) else {
+        return None;
+    };
     let mut seen = 0;
     let mut released = None;
     for (i, frame) in frames.iter().enumerate() {
