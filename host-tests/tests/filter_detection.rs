@@ -428,38 +428,14 @@ fn a_gzip_stream_is_decoded_scanned_and_sent_on_uncompressed() {
     let exchange = recorded("openai-chat.jsonl", "chat-sse-pii");
     let plain = exchange.response.body_bytes();
     let packed = gzip(&plain);
-    let mut s = host.worker(0).open_stream();
-    s.request_headers(
-        &[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            (":authority", "api"),
-            ("content-type", "application/json"),
-        ],
-        false,
-    );
-    s.request_body(&exchange.request.body_bytes(), true);
-    s.response_headers(
-        &[
-            (":status", "200"),
-            ("content-type", "text/event-stream"),
-            ("content-encoding", "gzip"),
-            ("content-length", &packed.len().to_string()),
-        ],
-        false,
-    );
-    let chunks: Vec<&[u8]> = packed.chunks(37).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        s.response_body(chunk, i + 1 == chunks.len());
-    }
-    let headers = s.downstream_headers().unwrap();
+    let (headers, body) = gzip_sse_through(&mut host, &exchange.request.body_bytes(), &packed, 37);
     assert!(
         !headers
             .iter()
             .any(|(k, _)| k == "content-encoding" || k == "content-length"),
         "{headers:?}"
     );
-    let body = String::from_utf8(s.downstream_body()).expect("sent uncompressed");
+    let body = String::from_utf8(body).expect("sent uncompressed");
     assert!(body.ends_with("data: [DONE]\n\n"));
     assert!(!body.contains("jane.doe@example.com") && body.contains("[EMAIL]"));
 }
@@ -469,33 +445,54 @@ fn a_truncated_gzip_stream_ends_in_band() {
     let mut host = start(json!({}));
     let exchange = recorded("openai-chat.jsonl", "chat-sse-pii");
     let packed = gzip(&exchange.response.body_bytes());
-    let packed = &packed[..packed.len() / 2];
-    let mut s = host.worker(0).open_stream();
-    s.request_headers(
-        &[
-            (":method", "POST"),
-            (":path", "/v1/chat/completions"),
-            (":authority", "api"),
-        ],
-        false,
+    let truncated = &packed[..packed.len() / 2];
+    let (_, body) = gzip_sse_through(
+        &mut host,
+        &exchange.request.body_bytes(),
+        truncated,
+        truncated.len(),
     );
-    s.request_body(&exchange.request.body_bytes(), true);
-    s.response_headers(
-        &[
-            (":status", "200"),
-            ("content-type", "text/event-stream"),
-            ("content-encoding", "gzip"),
-        ],
-        false,
-    );
-    s.response_body(packed, true);
-    let body = String::from_utf8_lossy(&s.downstream_body()).into_owned();
-    drop(s);
+    let body = String::from_utf8_lossy(&body).into_owned();
     assert!(
         body.contains("content_filter") || body.contains("error"),
         "{body}"
     );
     assert!(host.worker(0).failed().is_none());
+}
+
+/// Streams a gzip-encoded SSE answer through worker 0 in `chunk`-byte body
+/// callbacks; returns the headers and body the client received.
+fn gzip_sse_through(
+    host: &mut Host,
+    request: &[u8],
+    packed: &[u8],
+    chunk: usize,
+) -> (Vec<(String, String)>, Vec<u8>) {
+    let mut s = host.worker(0).open_stream();
+    let length = packed.len().to_string();
+    let request_headers = [
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "api"),
+        ("content-type", "application/json"),
+    ];
+    s.request_headers(&request_headers, false);
+    s.request_body(request, true);
+    let response_headers = [
+        (":status", "200"),
+        ("content-type", "text/event-stream"),
+        ("content-encoding", "gzip"),
+        ("content-length", length.as_str()),
+    ];
+    s.response_headers(&response_headers, false);
+    let chunks: Vec<&[u8]> = packed.chunks(chunk.max(1)).collect();
+    for (i, piece) in chunks.iter().enumerate() {
+        s.response_body(piece, i + 1 == chunks.len());
+    }
+    (
+        s.downstream_headers().unwrap_or_default(),
+        s.downstream_body(),
+    )
 }
 
 fn openai_sse(pieces: &[&str]) -> String {
