@@ -74,3 +74,67 @@ pub fn to_line<T: Serialize>(event: &T) -> String {
         )
     })
 }
+
+/// A breaker state change, logged by the worker whose CAS made it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerEvent<'a> {
+    pub event: &'static str,
+    pub policy: &'a str,
+    pub scope: String,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub reason: &'a str,
+    pub at_ms: u64,
+}
+
+/// A behavioural anomaly found when a window closed.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnomalyEvent<'a> {
+    pub event: &'static str,
+    pub policy: &'a str,
+    pub scope: String,
+    pub signal: &'static str,
+    pub window: u64,
+    pub value: f64,
+    pub baseline: f64,
+    pub requests: u64,
+    /// The level tripped for the scope, if the policy asks for one.
+    pub tripped: Option<&'static str>,
+    pub at_ms: u64,
+}
+
+/// An alert as sent (or, without an alert route, only logged).
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertEvent<'a> {
+    pub event: &'static str,
+    pub policy: &'a str,
+    #[serde(flatten)]
+    pub alert: &'a crate::controls::alerts::Alert,
+    /// The cluster it went to (`null`: logged only).
+    pub cluster: Option<&'a str>,
+    pub at_ms: u64,
+}
+
+/// A level set or cleared through the control endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlEvent<'a> {
+    pub event: &'static str,
+    pub policy: &'a str,
+    pub scope: String,
+    pub level: &'static str,
+    pub previous: &'static str,
+    pub ttl_secs: Option<u64>,
+    pub reason: &'a str,
+    pub at_ms: u64,
+}
+
+/// What the shadow model answered to a mirrored request, for diagnosis.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShadowEvent<'a> {
+    pub event: &'static str,
+    pub policy: &'a str,
+    pub request_id: &'a str,
+    pub status: u32,
+    pub findings: &'a [Finding],
+    pub at_ms: u64,
+}

@@ -488,7 +488,7 @@ thread_local! {
     static TIGHT_ENGINE: Rc<Engine> = Rc::new(Engine::from_json(
         br#"{"redaction": {"max_span_bytes": 64, "max_held_bytes": 1024, "step_bytes": 16},
              "canaries": ["rheo-canary-7f3a9c"],
-             "routes": [{"name": "strict", "path_prefix": "/strict", "fail_closed": true, "require_json": true}]}"#,
+             "routes": [{"name": "strict", "path_prefix": "/strict", "fail_mode": "closed", "require_json": true}]}"#,
     ).expect("the tight policy compiles"));
 }
 

@@ -18,6 +18,7 @@
 //! decision testable natively and the adapters thin.
 
 pub mod audit;
+pub mod controls;
 pub mod decompress;
 pub mod engine;
 pub mod finding;

@@ -348,7 +348,7 @@ fn undecodable_compression_passes_with_a_note_unless_the_route_fails_closed() {
     assert_eq!(event["note"], "compressed response (br)");
 
     let mut host = start(
-        json!({"routes": [{"name": "chat", "path_prefix": "/v1/chat", "fail_closed": true}]}),
+        json!({"routes": [{"name": "chat", "path_prefix": "/v1/chat", "fail_mode": "closed"}]}),
     );
     let result = run(&mut host, &exchange, &Chunking::Whole);
     assert_eq!(result.response.status, 502);
@@ -379,7 +379,7 @@ fn broken_request_json_is_forwarded_on_an_ordinary_route_and_blocked_on_a_fail_c
             .forwarded
     );
     let mut host = start(
-        json!({"routes": [{"name": "chat", "path_prefix": "/v1/chat", "fail_closed": true}]}),
+        json!({"routes": [{"name": "chat", "path_prefix": "/v1/chat", "fail_mode": "closed"}]}),
     );
     let result = run(&mut host, &exchange, &Chunking::Whole);
     assert!(!result.request.forwarded);

@@ -180,6 +180,8 @@ pub struct RequestView {
     pub system_prompt: String,
     /// Paths of strings that could not be decoded (lone surrogate escapes).
     pub undecodable: Vec<String>,
+    /// Names of the tools (functions) the request declares, for the inventory.
+    pub tools: Vec<String>,
 }
 
 impl RequestView {
@@ -195,6 +197,7 @@ impl RequestView {
             segments: Vec::new(),
             system_prompt: String::new(),
             undecodable: Vec::new(),
+            tools: Vec::new(),
         }
     }
 
@@ -547,6 +550,14 @@ pub fn parse_request(path: &str, body: &[u8]) -> Result<RequestView, CodecError>
     let mut view = RequestView::new(provider);
     view.model = root.str("model");
     view.stream = root.bool("stream").unwrap_or(false);
+    // OpenAI chat nests the name under `function`; Responses and Anthropic do not.
+    view.tools = root
+        .arr("tools")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(json::obj)
+        .filter_map(|t| t.str("name").or_else(|| t.obj("function")?.str("name")))
+        .collect();
     match provider {
         Provider::OpenAiChat => openai_chat::parse_request(base, &root, &mut view),
         Provider::OpenAiResponses => openai_responses::parse_request(base, &root, &mut view),
@@ -561,6 +572,15 @@ pub fn parse_request(path: &str, body: &[u8]) -> Result<RequestView, CodecError>
         .collect();
     view.system_prompt = system.join("\n");
     Ok(view)
+}
+
+/// The request body with its top-level `model` replaced (the degrade
+/// rung), every other byte unchanged; `None` when the body has no string
+/// `model` to replace.
+pub fn replace_model(body: &[u8], model: &str) -> Option<Vec<u8>> {
+    let (base, root) = parse_root("request body", body).ok()?;
+    let (_, locator) = json::text(base, root.get("model")?)?.ok()?;
+    Some(rewrite_request(body, &[(locator, model.to_string())]))
 }
 
 /// Writes new texts into a request body at the given locators (from

@@ -65,6 +65,12 @@ impl PseudonymKey {
         PseudonymKey { k0: u64::from_le_bytes(lo), k1: u64::from_le_bytes(hi) }
     }
 
+    /// A 64-bit keyed hash of `data` (SipHash-2-4): a MAC for ids the
+    /// filter hands out and must recognise later.
+    pub fn mac(&self, data: &[u8]) -> u64 {
+        siphash24(self.k0, self.k1, data)
+    }
+
     /// A stream's key derived from a long-lived secret (e.g. from the policy
     /// or the host's entropy at start-up) and something unique to the
     /// stream (a request id). Different streams get unrelated keys.

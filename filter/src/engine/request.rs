@@ -23,6 +23,8 @@ pub struct RequestContext {
     pub system_prompt: String,
     /// The client asked for JSON output (`response_format` json_object / json_schema).
     pub wants_json: bool,
+    /// Tool names the request declares.
+    pub tools: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -197,6 +199,7 @@ impl Engine {
         verdict.context.stream = view.stream;
         verdict.context.model = view.model.clone();
         verdict.context.system_prompt = view.system_prompt.clone();
+        verdict.context.tools = view.tools.clone();
         verdict.context.wants_json = matches!(
             view.response_format.as_deref(),
             Some("json_object" | "json_schema")

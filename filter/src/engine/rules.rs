@@ -169,7 +169,7 @@ pub fn build_profile(
         topics: route.map(|r| r.topics.clone()).unwrap_or_default(),
         require_json: route.is_some_and(|r| r.require_json),
         json_schema: route.and_then(|r| r.json_schema.clone()),
-        fail_closed: route.is_some_and(|r| r.fail_closed),
+        fail_closed: route.is_some_and(|r| r.fail_mode == crate::policy::FailMode::Closed),
     };
     let add = |profile: &mut Profile, kinds: &[DetectorKind], rule: Option<Rule>| {
         if let Some(rule) = rule {

@@ -214,9 +214,10 @@ pub struct RoutePolicy {
     /// Responses must be JSON (and match `json_schema` when given).
     pub require_json: bool,
     pub json_schema: Option<serde_json::Value>,
-    /// A high-risk route: when the filter cannot inspect (broken body,
-    /// compressed response it cannot decode, overflow), it blocks rather than passes.
-    pub fail_closed: bool,
+    /// `closed` for a high-risk route: when the filter cannot do its job
+    /// (broken body, a response it cannot decode, overflow, shared state
+    /// unavailable) it refuses with the safe response rather than passing.
+    pub fail_mode: super::FailMode,
 }
 
 /// Streaming redaction limits.

@@ -2,10 +2,12 @@
 //! name the JSON path, and immutable once built. A new configuration replaces
 //! the old one whole; a rejected one never half-applies.
 
+mod controls;
 mod detection;
 mod error;
 mod types;
 
+pub use controls::*;
 pub use detection::*;
 pub use error::PolicyError;
 pub use types::*;
@@ -82,7 +84,9 @@ impl Policy {
                 }
             }
         }
-        self.validate_detection()
+        self.validate_detection()?;
+        self.controls.validate()?;
+        self.alerts.validate()
     }
 
     fn validate_detection(&self) -> Result<(), PolicyError> {
@@ -224,7 +228,7 @@ impl Policy {
 }
 
 /// Envoy stores header names lower-cased; a policy naming `X-Tenant` would never match.
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

@@ -1,6 +1,7 @@
 //! The policy's shape, as operators write it. Every field has a default so
 //! `{}` is a working policy; unknown fields are rejected.
 
+use super::controls::*;
 use super::detection::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -32,6 +33,9 @@ pub struct Policy {
     pub routes: Vec<RoutePolicy>,
     pub redaction: RedactionPolicy,
     pub body: BodyPolicy,
+    /// The containment ladder: levels, scopes, breaker, shedding, endpoints.
+    pub controls: ControlsPolicy,
+    pub alerts: AlertPolicy,
 }
 
 impl Default for Policy {
@@ -51,6 +55,8 @@ impl Default for Policy {
             routes: Vec::new(),
             redaction: RedactionPolicy::default(),
             body: BodyPolicy::default(),
+            controls: ControlsPolicy::default(),
+            alerts: AlertPolicy::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The proxy-wasm adapter: translates Envoy's callbacks into engine calls and
 //! acts on what the engine returns. Nothing here decides policy.
 
+mod effects;
 mod host;
 mod http;
 mod root;
