@@ -9,7 +9,7 @@ WASM_DIR := target/$(WASM_TARGET)/release
 FILTER_WASM := $(WASM_DIR)/rheostat_filter.wasm
 RHEOSTAT := target/release/rheostat
 
-.PHONY: all build wasm toolchain test demo bench fuzz lint clean
+.PHONY: all build wasm toolchain test demo bench fuzz lint clean oci
 
 all: build
 
@@ -26,6 +26,7 @@ build: wasm
 
 test: wasm
 	$(CARGO) test --workspace --exclude rheostat-probe --exclude rheostat-passthrough
+	$(CARGO) run -q -p rheostat-host --bin rheostat -- test examples/tests
 
 demo: build
 	@echo "== rheostat check examples/policies/default.json"
@@ -34,6 +35,11 @@ demo: build
 	  echo "== rheostat replay --summary (2 workers, random chunking) $$f"; \
 	  $(RHEOSTAT) replay --policy examples/policies/default.json --workers 2 --chunking random --seed 1 --summary $$f; \
 	done
+
+# The filter as an OCI image layout holding both Wasm image variants, for
+# Istio and Envoy Gateway to pull once copied to a registry (README, "Deploying").
+oci: build
+	$(RHEOSTAT) oci --module $(FILTER_WASM) --out target/oci/rheostat-filter
 
 # Builds first, then measures (about a minute; see README.md "Benchmarks").
 bench: build

@@ -47,6 +47,8 @@ mod imports;
 mod log;
 mod metrics;
 mod module;
+pub mod oci;
+pub mod policy_test;
 mod properties;
 mod queue;
 pub mod replay;

@@ -70,6 +70,32 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Package the module as an OCI image layout (the `oci` and `compat` Wasm
+    /// image variants) that Istio and Envoy Gateway pull once it is in a registry.
+    Oci {
+        /// The filter module (default: the one `make build` makes).
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// The layout directory (created; an old layout there is replaced).
+        #[arg(long, default_value = rheostat_host::oci::DEFAULT_OUT)]
+        out: PathBuf,
+        /// The image version annotation (default: the crate version).
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Run policy test cases: exchanges with the findings, outcome, level and
+    /// text they must produce (README, "Policy tests"). Exit 1 if any fails.
+    Test {
+        /// A directory searched for *.json / *.jsonl case files, or one case file.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// The filter module (default: the one `make build` makes).
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,6 +135,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Oci { module, out, tag } => {
+            rheostat_host::oci::main(module.as_deref(), &out, tag).unwrap_or_else(fail)
+        }
+        Command::Test {
+            path,
+            module,
+            junit,
+        } => replay::resolve_module(module.as_deref())
+            .and_then(|m| rheostat_host::policy_test::main(&path, &m, junit.as_deref()))
+            .unwrap_or_else(fail),
         Command::Bench {
             json,
             module,
