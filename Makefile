@@ -9,7 +9,7 @@ WASM_DIR := target/$(WASM_TARGET)/release
 FILTER_WASM := $(WASM_DIR)/rheostat_filter.wasm
 RHEOSTAT := target/release/rheostat
 
-.PHONY: all build wasm toolchain test demo bench fuzz lint clean oci
+.PHONY: all build wasm toolchain test demo bench fuzz lint clean edge edge-tools edge-test edge-serve edge-bench oci
 
 all: build
 
@@ -26,6 +26,7 @@ build: wasm
 
 test: wasm
 	$(CARGO) test --workspace --exclude rheostat-probe --exclude rheostat-passthrough
+	$(MAKE) edge-test
 	$(CARGO) run -q -p rheostat-host --bin rheostat -- test examples/tests
 
 demo: build
@@ -66,6 +67,46 @@ fuzz:
 	  mkdir -p target/corpus/$$t
 	  cargo +nightly fuzz run $$t target/corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS)
 	done
+
+# The edge build (README.md "Edge workers"): edge/ through wasm-bindgen into
+# edge/worker/pkg/, tested in Miniflare (workerd from npm).
+# The glue generator must be the exact version of the wasm-bindgen crate in
+# Cargo.lock; it is installed once into .tools/ (a few minutes).
+WASM_BINDGEN_VERSION = $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/[^0-9.]/, ""); print}' Cargo.lock)
+WASM_BINDGEN := .tools/bin/wasm-bindgen
+EDGE_PKG := edge/worker/pkg
+EDGE_WASM := $(EDGE_PKG)/rheostat_edge_bg.wasm
+EDGE_NODE_MODULES := edge/worker/node_modules/.package-lock.json
+export WRANGLER_SEND_METRICS := false
+
+edge-tools:
+	if ! $(WASM_BINDGEN) --version 2>/dev/null | grep -qx "wasm-bindgen $(WASM_BINDGEN_VERSION)"; then
+	  $(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --root .tools
+	fi
+
+edge: toolchain edge-tools
+	$(CARGO) build --profile edge --target wasm32-unknown-unknown -p rheostat-edge
+	$(WASM_BINDGEN) --target web --out-dir $(EDGE_PKG) --remove-name-section --remove-producers-section \
+	  target/wasm32-unknown-unknown/edge/rheostat_edge.wasm
+	@echo "built $(EDGE_WASM) ($$(stat -c %s $(EDGE_WASM)) bytes, $$(gzip -9c $(EDGE_WASM) | wc -c) gzipped)"
+
+$(EDGE_NODE_MODULES): edge/worker/package.json edge/worker/package-lock.json
+	cd edge/worker && npm ci --no-audit --no-fund
+
+edge-test: edge $(EDGE_NODE_MODULES)
+	cd edge/worker && node --test test/
+
+# Serves the guarded worker on 127.0.0.1:8787 in front of UPSTREAM
+# (POLICY defaults to examples/policies/default.json).
+UPSTREAM ?=
+POLICY ?= examples/policies/default.json
+edge-serve: edge $(EDGE_NODE_MODULES)
+	test -n "$(UPSTREAM)" || { echo "usage: make edge-serve UPSTREAM=http://127.0.0.1:PORT [POLICY=file.json]"; exit 2; }
+	node edge/worker/serve.mjs --upstream "$(UPSTREAM)" --policy "$(POLICY)"
+
+# Cold start and per-request overhead against a pass-through worker.
+edge-bench: edge $(EDGE_NODE_MODULES)
+	node edge/worker/bench.mjs
 
 lint:
 	$(CARGO) fmt --all -- --check
