@@ -27,7 +27,10 @@ build: wasm
 test: wasm
 	$(CARGO) test --workspace --exclude rheostat-probe --exclude rheostat-passthrough
 	$(MAKE) edge-test
-	$(CARGO) run -q -p rheostat-host --bin rheostat -- test examples/tests
+	# The binary cargo test just built: `cargo run -p rheostat-host` would
+	# resolve features without the workspace's dev-dependencies and rebuild
+	# wasmtime from scratch.
+	target/debug/rheostat test examples/tests
 
 demo: build
 	@echo "== rheostat check examples/policies/default.json"
@@ -36,6 +39,7 @@ demo: build
 	  echo "== rheostat replay --summary (2 workers, random chunking) $$f"; \
 	  $(RHEOSTAT) replay --policy examples/policies/default.json --workers 2 --chunking random --seed 1 --summary $$f; \
 	done
+	$(RHEOSTAT) drill
 
 # The filter as an OCI image layout holding both Wasm image variants, for
 # Istio and Envoy Gateway to pull once copied to a registry (README, "Deploying").

@@ -22,6 +22,9 @@ pub struct ExchangeEvent<'a> {
     pub policy: &'a str,
     pub request_id: &'a str,
     pub method: &'a str,
+    /// The request path, written without its query string or fragment:
+    /// those carry whatever the client put there and nothing scans them.
+    #[serde(serialize_with = "path_only")]
     pub path: &'a str,
     #[serde(flatten)]
     pub subject: &'a Subject,
@@ -38,6 +41,14 @@ pub struct ExchangeEvent<'a> {
     pub findings: &'a [Finding],
     /// The count of requests in the current window after this one (all workers).
     pub window_requests: u64,
+}
+
+/// A path as audit events record it: the query string and fragment are
+/// dropped, because they carry whatever the client put there (`?email=...`,
+/// `?key=...`) and nothing scans them, while the body scan keeps the same
+/// values out of every other field.
+fn path_only<S: serde::Serializer>(path: &&str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(path.split(['?', '#']).next().unwrap_or_default())
 }
 
 /// One finding, logged on its own line so log pipelines can count and
@@ -137,4 +148,37 @@ pub struct ShadowEvent<'a> {
     pub status: u32,
     pub findings: &'a [Finding],
     pub at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exchange_event_never_copies_a_query_string() {
+        // Regression: the path was logged whole, so `?email=` and `?key=`
+        // values reached the audit log raw.
+        let subject = Subject::default();
+        let event = ExchangeEvent {
+            event: "exchange",
+            policy: "p",
+            request_id: "r",
+            method: "POST",
+            path: "/v1/chat/completions?email=jane.doe@example.com&key=AKIA1234#frag",
+            subject: &subject,
+            status: 200,
+            duration_ms: 0,
+            level: "normal",
+            outcome: "forwarded",
+            note: None,
+            findings: &[],
+            window_requests: 1,
+        };
+        let line = to_line(&event);
+        assert!(line.contains(r#""path":"/v1/chat/completions","#), "{line}");
+        assert!(
+            !line.contains("jane.doe") && !line.contains("AKIA"),
+            "{line}"
+        );
+    }
 }

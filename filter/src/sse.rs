@@ -144,8 +144,13 @@ impl SseEvent {
             match name {
                 "event" => ev.event = Some(value.to_string()),
                 "data" => {
+                    // The separator goes before every line but the first:
+                    // a trailing one popped at the end would have doubled
+                    // the string's capacity.
+                    if has_data {
+                        data.push('\n');
+                    }
                     data.push_str(value);
-                    data.push('\n');
                     has_data = true;
                     ev.lines[i].kind = LineKind::Data;
                 }
@@ -157,10 +162,24 @@ impl SseEvent {
             }
         }
         if has_data {
-            data.pop();
             ev.data = Some(data);
         }
         ev
+    }
+
+    /// The event's bytes and lines without its parsed fields (see
+    /// [`RawEvent`]).
+    pub fn into_raw(self) -> RawEvent {
+        RawEvent {
+            raw: self.raw,
+            lines: self.lines,
+            opaque: self.opaque.is_some(),
+        }
+    }
+
+    /// The `data` field rebuilt from the event's own lines: equal to `data`.
+    pub fn rebuild_data(&self) -> Option<String> {
+        data_of(&self.raw, &self.lines)
     }
 
     /// The event type a client dispatches on: the `event` field, or `message`.
@@ -186,42 +205,93 @@ impl SseEvent {
         if self.opaque.is_some() {
             return None;
         }
-        let mut out = Vec::with_capacity(self.raw.len() + data.len());
-        let first_start = self.lines.first().map_or(self.prefix_len(), |l| l.start);
-        out.extend_from_slice(&self.raw[..first_start]);
-        let mut written = false;
-        let mut tail_from = first_start;
-        for line in &self.lines {
-            tail_from = line.end;
-            match line.kind {
-                LineKind::Other => out.extend_from_slice(&self.raw[line.start..line.end]),
-                LineKind::Data if written => {}
-                LineKind::Data => {
-                    let content = &self.raw[line.start..line.content_end];
-                    let spaced = content.starts_with(b"data: ");
-                    let term = &self.raw[line.content_end..line.end];
-                    write_data_lines(&mut out, data, spaced, term);
-                    written = true;
-                }
-            }
-        }
-        if !written {
-            if self.lines.last().is_some_and(|l| l.content_end == l.end) {
-                // A last line with no terminator (end of stream): end it first.
-                out.push(b'\n');
-            }
-            write_data_lines(&mut out, data, true, b"\n");
-        }
-        out.extend_from_slice(&self.raw[tail_from..]);
-        Some(out)
+        Some(with_data(&self.raw, &self.lines, data))
+    }
+}
+
+/// An event's exact bytes and its line layout, without the parsed fields:
+/// all a proxy needs to forward an event, rebuild its `data`, or rewrite it
+/// with [`RawEvent::with_data`]. A stream holds about a hundred events in
+/// its hold-back window; this is the smallest form that can still be
+/// rewritten (on wasm32, 40 bytes against an [`SseEvent`]'s ~100).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    /// The exact input bytes (as [`SseEvent::raw`]).
+    pub raw: Vec<u8>,
+    lines: Vec<Line>,
+    opaque: bool,
+}
+
+impl RawEvent {
+    /// As [`SseEvent::with_data`].
+    pub fn with_data(&self, data: &str) -> Option<Vec<u8>> {
+        (!self.opaque).then(|| with_data(&self.raw, &self.lines, data))
     }
 
-    fn prefix_len(&self) -> usize {
-        if self.raw.starts_with(BOM) {
-            3
-        } else {
-            0
+    /// The `data` field the event was parsed with, rebuilt from its lines;
+    /// `None` for an event without data lines (or opaque).
+    pub fn rebuild_data(&self) -> Option<String> {
+        data_of(&self.raw, &self.lines)
+    }
+}
+
+/// The data lines' values joined with `\n`, exactly as parsing builds `data`.
+fn data_of(raw: &[u8], lines: &[Line]) -> Option<String> {
+    let mut data: Option<String> = None;
+    for line in lines.iter().filter(|l| l.kind == LineKind::Data) {
+        let text = std::str::from_utf8(&raw[line.start..line.content_end]).ok()?;
+        let value = match text.find(':') {
+            Some(p) => text[p + 1..].strip_prefix(' ').unwrap_or(&text[p + 1..]),
+            None => "",
+        };
+        match &mut data {
+            Some(d) => {
+                d.push('\n');
+                d.push_str(value);
+            }
+            None => data = Some(value.to_string()),
         }
+    }
+    data
+}
+
+/// `raw` with its data lines replaced by `data` (see [`SseEvent::with_data`]).
+fn with_data(raw: &[u8], lines: &[Line], data: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + data.len());
+    let first_start = lines.first().map_or(prefix_len(raw), |l| l.start);
+    out.extend_from_slice(&raw[..first_start]);
+    let mut written = false;
+    let mut tail_from = first_start;
+    for line in lines {
+        tail_from = line.end;
+        match line.kind {
+            LineKind::Other => out.extend_from_slice(&raw[line.start..line.end]),
+            LineKind::Data if written => {}
+            LineKind::Data => {
+                let content = &raw[line.start..line.content_end];
+                let spaced = content.starts_with(b"data: ");
+                let term = &raw[line.content_end..line.end];
+                write_data_lines(&mut out, data, spaced, term);
+                written = true;
+            }
+        }
+    }
+    if !written {
+        if lines.last().is_some_and(|l| l.content_end == l.end) {
+            // A last line with no terminator (end of stream): end it first.
+            out.push(b'\n');
+        }
+        write_data_lines(&mut out, data, true, b"\n");
+    }
+    out.extend_from_slice(&raw[tail_from..]);
+    out
+}
+
+fn prefix_len(raw: &[u8]) -> usize {
+    if raw.starts_with(BOM) {
+        3
+    } else {
+        0
     }
 }
 
@@ -304,14 +374,25 @@ pub fn encode_comment(text: &str) -> Vec<u8> {
 
 /// Incremental SSE decoder. Feed chunks with [`SseDecoder::push`], then call
 /// [`SseDecoder::finish`] once at the end of the stream.
+///
+/// A chunk usually completes several events. Each is copied out into a
+/// `raw` of exactly its own size, and the decoder only moves past it
+/// (`head`); the consumed prefix is dropped once per `push`. Splitting the
+/// buffer per event instead would copy the rest of the chunk for every event
+/// (quadratic in the events per chunk) and leave each event's `raw` with the
+/// capacity of the whole chunk — memory a stream then holds for as long as
+/// the frame waits in the hold-back queue.
 #[derive(Debug)]
 pub struct SseDecoder {
     max: usize,
-    /// Bytes of the current event (or the current part of an oversized event).
+    /// `buf[head..]` holds the bytes of the current event (or the current
+    /// part of an oversized event); `buf[..head]` was emitted already.
     buf: Vec<u8>,
-    /// Next byte of `buf` to examine.
+    head: usize,
+    /// Next byte of the current event to examine (relative to `head`, as
+    /// are `line_start` and `lines`).
     scan: usize,
-    /// Start of the current line's content in `buf`.
+    /// Start of the current line's content.
     line_start: usize,
     /// The current line began in a part already emitted (so it is not empty).
     line_carried: bool,
@@ -338,6 +419,7 @@ impl SseDecoder {
         SseDecoder {
             max: max.max(1),
             buf: Vec::new(),
+            head: 0,
             scan: 0,
             line_start: 0,
             line_carried: false,
@@ -354,21 +436,45 @@ impl SseDecoder {
 
     /// Bytes received but not yet emitted (at most the cap, plus the last chunk).
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.head
+    }
+
+    /// Bytes of the current event received so far.
+    fn current(&self) -> &[u8] {
+        &self.buf[self.head..]
+    }
+
+    /// Takes the next `len` bytes of the current event out of the buffer.
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        let raw = self.buf[self.head..self.head + len].to_vec();
+        self.head += len;
+        raw
+    }
+
+    /// Drops what was emitted, so the buffer holds only the current event;
+    /// its allocation shrinks back after a large chunk, since an idle
+    /// stream should not keep the largest chunk it ever saw.
+    fn compact(&mut self) {
+        self.buf.drain(..self.head);
+        self.head = 0;
+        if self.buf.capacity() > 2 * self.buf.len() + 1024 {
+            self.buf.shrink_to(self.buf.len());
+        }
     }
 
     /// Feeds a chunk; appends the events it completes to `out`.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
         self.buf.extend_from_slice(bytes);
         self.drain(false, out);
+        self.compact();
     }
 
     /// Ends the stream: a pending `\r` ends its line, and an unterminated
     /// event is emitted as it is. The decoder is then ready for a new stream.
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
         self.drain(true, out);
-        if !self.buf.is_empty() {
-            let raw = std::mem::take(&mut self.buf);
+        if self.buffered() > 0 {
+            let raw = self.take(self.buffered());
             if self.parts > 0 {
                 out.push(SseEvent::opaque(
                     raw,
@@ -397,28 +503,32 @@ impl SseDecoder {
     fn drain(&mut self, eof: bool, out: &mut Vec<SseEvent>) {
         loop {
             if !self.bom_checked {
-                if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) && !eof {
+                let cur = self.current();
+                if cur.len() < BOM.len() && BOM.starts_with(cur) && !eof {
                     return;
                 }
+                let bom = cur.starts_with(BOM);
                 self.bom_checked = true;
-                if self.buf.starts_with(BOM) {
+                if bom {
                     self.scan = BOM.len();
                     self.line_start = BOM.len();
                 }
             }
-            let Some(off) = memchr2(b'\r', b'\n', &self.buf[self.scan..]) else {
-                self.scan = self.buf.len();
-                if self.buf.len() > self.max {
+            let len = self.buffered();
+            let Some(off) = memchr2(b'\r', b'\n', &self.current()[self.scan..]) else {
+                self.scan = len;
+                if len > self.max {
                     self.cut(out);
                     continue;
                 }
                 return;
             };
             let i = self.scan + off;
-            let term_end = if self.buf[i] == b'\n' {
+            let cur = self.current();
+            let term_end = if cur[i] == b'\n' {
                 i + 1
-            } else if i + 1 < self.buf.len() {
-                if self.buf[i + 1] == b'\n' {
+            } else if i + 1 < len {
+                if cur[i + 1] == b'\n' {
                     i + 2
                 } else {
                     i + 1
@@ -428,7 +538,7 @@ impl SseDecoder {
             } else {
                 // A `\r` at the end of what we have: it may be half of `\r\n`.
                 self.scan = i;
-                if self.buf.len() > self.max {
+                if len > self.max {
                     self.cut(out);
                     continue;
                 }
@@ -455,8 +565,7 @@ impl SseDecoder {
 
     /// Emits the first `max` bytes of an event known to be longer than `max`.
     fn cut(&mut self, out: &mut Vec<SseEvent>) {
-        let rest = self.buf.split_off(self.max);
-        let part = std::mem::replace(&mut self.buf, rest);
+        let part = self.take(self.max);
         out.push(SseEvent::opaque(
             part,
             Opaque::Oversized {
@@ -479,14 +588,15 @@ impl SseDecoder {
     /// Emits the event that ends at `end` (its blank line included).
     fn emit(&mut self, mut end: usize, out: &mut Vec<SseEvent>) {
         if self.parts == 0 && end <= self.max {
-            let rest = self.buf.split_off(end);
-            let raw = std::mem::replace(&mut self.buf, rest);
-            let lines = std::mem::take(&mut self.lines);
+            let raw = self.take(end);
+            // A copy of exactly the event's lines; `self.lines` keeps its
+            // allocation for the next event.
+            let lines = self.lines.clone();
+            self.lines.clear();
             out.push(SseEvent::parse(raw, lines, true));
         } else {
             while end > self.max {
-                let rest = self.buf.split_off(self.max);
-                let part = std::mem::replace(&mut self.buf, rest);
+                let part = self.take(self.max);
                 out.push(SseEvent::opaque(
                     part,
                     Opaque::Oversized {
@@ -498,8 +608,7 @@ impl SseDecoder {
                 self.parts += 1;
                 end -= self.max;
             }
-            let rest = self.buf.split_off(end);
-            let part = std::mem::replace(&mut self.buf, rest);
+            let part = self.take(end);
             out.push(SseEvent::opaque(
                 part,
                 Opaque::Oversized {
@@ -577,6 +686,46 @@ mod tests {
     fn a_bom_arriving_a_byte_at_a_time_is_still_recognised() {
         let evs = decode_chunks(&[b"\xEF", b"\xBB", b"\xBF", b"data: x\n\n"], 1 << 20);
         assert_eq!(evs[0].data.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn events_from_one_large_chunk_hold_only_their_own_bytes() {
+        // Regression: the decoder used to split its buffer per event, so each
+        // event's `raw` kept the capacity of the rest of the chunk (a stream
+        // holding ~100 frames of a 26 KiB chunk held ~600 KiB).
+        let frame = b"data: {\"choices\":[{\"delta\":{\"content\":\"word\"}}]}\n\n";
+        let chunk: Vec<u8> = frame
+            .iter()
+            .copied()
+            .cycle()
+            .take(frame.len() * 200)
+            .collect();
+        let mut d = SseDecoder::new();
+        let mut evs = Vec::new();
+        d.push(&chunk, &mut evs);
+        d.push(b"data: par", &mut evs);
+        assert_eq!(evs.len(), 200);
+        for ev in &evs {
+            assert_eq!(ev.raw, frame);
+            assert_eq!(ev.raw.capacity(), ev.raw.len());
+            assert_eq!(ev.lines.capacity(), ev.lines.len());
+        }
+        // Only the partial event stays buffered, in an allocation of about its size.
+        assert_eq!(d.buffered(), 9);
+        assert!(d.buf.capacity() < 2 * 9 + 1024, "{}", d.buf.capacity());
+        d.push(b"tial\n\n", &mut evs);
+        assert_eq!(evs[200].raw, b"data: partial\n\n");
+    }
+
+    #[test]
+    fn a_raw_event_rebuilds_and_rewrites_its_data_like_the_parsed_one() {
+        let evs = decode(b"event: e\r\ndata: a\r\ndata:b\r\n: c\r\n\r\n");
+        let raw = evs[0].clone().into_raw();
+        assert_eq!(raw.raw, evs[0].raw);
+        assert_eq!(raw.rebuild_data(), evs[0].data);
+        assert_eq!(raw.with_data("x\ny"), evs[0].with_data("x\ny"));
+        let opaque = decode(b"data: \xff\n\n")[0].clone().into_raw();
+        assert_eq!((opaque.rebuild_data(), opaque.with_data("x")), (None, None));
     }
 
     #[test]
@@ -755,6 +904,7 @@ mod tests {
             prop_assert_eq!(split.iter().flat_map(|e| e.raw.clone()).collect::<Vec<_>>(), input);
             for (i, e) in split.iter().enumerate() {
                 prop_assert!(e.raw.len() <= max);
+                prop_assert_eq!(&e.rebuild_data(), &e.data);
                 if let Some(d) = &e.data {
                     // Re-encoding the same data is a parseable event with that
                     // data, in its place: first (where a BOM is special) or

@@ -51,10 +51,10 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::codec::{
-    self, BlockStyle, Channel, ChannelEnd, FrameView, Locator, Provider, StreamCodec,
+    self, BlockStyle, Channel, ChannelEnd, FrameMeta, FrameView, Locator, Provider, StreamCodec,
 };
 use crate::holdback::{redact_str, Holdback, HoldbackConfig, Released, SpanAction, SpanDetector};
-use crate::sse::{SseDecoder, SseEvent, DEFAULT_MAX_EVENT_SIZE};
+use crate::sse::{RawEvent, SseDecoder, SseEvent, DEFAULT_MAX_EVENT_SIZE};
 
 /// Default cap on held state per stream: 512 KiB. A typical window of a few
 /// hundred text bytes arrives in ~100 frames of ~250 bytes, so this leaves
@@ -64,6 +64,9 @@ pub const DEFAULT_MAX_HELD_BYTES: usize = 512 * 1024;
 /// How many channels' text offsets a stream remembers after they close; past
 /// this, a reopened channel's finding offsets restart at 0.
 const MAX_FLUSHED_CHANNELS: usize = 1024;
+
+/// Room for decoded events a stream keeps between pushes (see `events`).
+const RETAINED_EVENTS: usize = 8;
 
 /// How many findings a stream keeps before counting instead.
 pub const MAX_FINDINGS: usize = 4096;
@@ -197,18 +200,38 @@ struct ChannelState {
     owners: VecDeque<(u64, usize)>,
 }
 
+/// A frame waiting in the queue. A stream holds about a hundred of these
+/// (one per few bytes of text in the window), so a frame keeps only what
+/// sending it needs: its bytes and lines, where its pieces sit, and the
+/// metadata an in-band block must echo. Its decoded `data` is rebuilt for the
+/// rare frame that is rewritten, its pieces' text lives in the scanners, and
+/// metadata equal to its predecessor's is not kept twice (see
+/// [`ResponseStream::hold`]). Kept whole, those cost several times the
+/// frame's own bytes.
 #[derive(Debug)]
 struct Held {
-    seq: u64,
-    event: SseEvent,
-    view: FrameView,
-    /// Redacted text per piece slot once released; `None` while held.
-    texts: Vec<Option<String>>,
-    changed: Vec<bool>,
+    /// The frame's bytes and lines, to send it or rewrite it.
+    event: RawEvent,
+    /// Its pieces, by slot.
+    slots: Box<[Slot]>,
     pending: usize,
-    /// Redacted snapshot texts (`None`: unchanged).
-    snapshots: Vec<Option<String>>,
+    /// String literal of each snapshot and its redacted text (`None`: unchanged).
+    snapshots: Box<[(Locator, Option<String>)]>,
+    /// `None`: the same as the previous frame's.
+    meta: Option<Box<FrameMeta>>,
+    terminal: bool,
+    /// Bytes counted against the cap (as if `data` and the texts were kept,
+    /// so the cap's behaviour does not depend on this representation).
     size: usize,
+}
+
+/// One piece of a held frame: where its string literal is, and its
+/// redacted text (and whether it changed) once its scanner released it.
+#[derive(Debug)]
+struct Slot {
+    channel: Channel,
+    locator: Locator,
+    released: Option<(String, bool)>,
 }
 
 /// A redacting pass-through for one streamed response.
@@ -246,13 +269,20 @@ pub struct ResponseStream<D: SpanDetector> {
     channels: BTreeMap<Channel, ChannelState>,
     /// Bytes of each channel's text flushed by earlier scanners.
     flushed: BTreeMap<Channel, usize>,
-    queue: VecDeque<Held>,
+    /// Boxed: a queue of ~100 frames grows to 128 slots, and an unboxed
+    /// slot is several hundred bytes of mostly empty options.
+    queue: VecDeque<Box<Held>>,
     next_seq: u64,
+    /// The metadata of the last frame queued (see [`Self::hold`]).
+    last_meta: FrameMeta,
     queue_bytes: usize,
     findings: FindingLog,
     stats: StreamStats,
     blocked: bool,
     ended: bool,
+    /// Reused across pushes, but only while small: a chunk carrying
+    /// hundreds of events must not leave every open stream holding room
+    /// for hundreds of events.
     events: Vec<SseEvent>,
     released: Vec<Released>,
     /// Original text per channel (bounded by `capture_text_bytes`) and
@@ -264,7 +294,9 @@ impl<D: SpanDetector> ResponseStream<D> {
     /// The captured original text of each channel (see
     /// [`StreamOptions::capture_text_bytes`]), with a flag when it was cut short.
     pub fn captured_text(&self) -> impl Iterator<Item = (Channel, &str, bool)> {
-        self.captured.iter().map(|(c, (t, cut))| (*c, t.as_str(), *cut))
+        self.captured
+            .iter()
+            .map(|(c, (t, cut))| (*c, t.as_str(), *cut))
     }
 
     /// A stream of `provider`'s events, redacted by `detector`.
@@ -278,6 +310,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             flushed: BTreeMap::new(),
             queue: VecDeque::new(),
             next_seq: 0,
+            last_meta: FrameMeta::default(),
             queue_bytes: 0,
             findings: FindingLog::default(),
             stats: StreamStats::default(),
@@ -300,8 +333,14 @@ impl<D: SpanDetector> ResponseStream<D> {
         for ev in events.drain(..) {
             self.on_event(ev, &mut out);
         }
-        self.events = events;
+        self.recycle_events(events);
         out
+    }
+
+    fn recycle_events(&mut self, events: Vec<SseEvent>) {
+        if events.capacity() <= RETAINED_EVENTS {
+            self.events = events;
+        }
     }
 
     /// Ends the upstream: flushes the decoder and every channel; returns the
@@ -316,7 +355,7 @@ impl<D: SpanDetector> ResponseStream<D> {
         for ev in events.drain(..) {
             self.on_event(ev, &mut out);
         }
-        self.events = events;
+        self.recycle_events(events);
         if !self.blocked {
             let all: Vec<Channel> = self.channels.keys().copied().collect();
             for ch in all {
@@ -389,6 +428,11 @@ impl<D: SpanDetector> ResponseStream<D> {
         self.codec.provider()
     }
 
+    /// Output tokens the provider reported in the frames sent so far.
+    pub fn output_tokens(&self) -> Option<u64> {
+        self.codec.state().output_tokens
+    }
+
     fn on_event(&mut self, event: SseEvent, out: &mut Vec<u8>) {
         if self.blocked {
             return;
@@ -439,23 +483,15 @@ impl<D: SpanDetector> ResponseStream<D> {
             + event.data.as_ref().map_or(0, String::len)
             + view.pieces.iter().map(|p| p.text.len()).sum::<usize>()
             + snapshots.iter().flatten().map(String::len).sum::<usize>();
-        let n = view.pieces.len();
+        let mut view = view;
         let pieces: Vec<(Channel, String)> = view
             .pieces
-            .iter()
-            .map(|p| (p.channel, p.text.clone()))
+            .iter_mut()
+            .map(|p| (p.channel, std::mem::take(&mut p.text)))
             .collect();
-        let ends = view.ends.clone();
-        self.queue.push_back(Held {
-            seq,
-            event,
-            view,
-            texts: vec![None; n],
-            changed: vec![false; n],
-            pending: n,
-            snapshots,
-            size,
-        });
+        let ends = std::mem::take(&mut view.ends);
+        let held = self.hold(event, view, snapshots, size);
+        self.queue.push_back(held);
         self.queue_bytes += size;
 
         for (slot, (channel, text)) in pieces.into_iter().enumerate() {
@@ -505,6 +541,47 @@ impl<D: SpanDetector> ResponseStream<D> {
         self.enforce_cap(out);
     }
 
+    /// The compact queue entry for a frame (see [`Held`]). Its metadata is
+    /// kept only when it differs from the previous frame's: frames are
+    /// observed in queue order, so observing the same metadata right after
+    /// its twin would change nothing.
+    fn hold(
+        &mut self,
+        event: SseEvent,
+        view: FrameView,
+        snapshots: Vec<Option<String>>,
+        size: usize,
+    ) -> Box<Held> {
+        let meta = if view.meta == self.last_meta {
+            None
+        } else {
+            self.last_meta = view.meta;
+            Some(Box::new(self.last_meta.clone()))
+        };
+        Box::new(Held {
+            event: event.into_raw(),
+            slots: view
+                .pieces
+                .iter()
+                .map(|p| Slot {
+                    channel: p.channel,
+                    locator: p.locator,
+                    released: None,
+                })
+                .collect(),
+            pending: view.pieces.len(),
+            snapshots: view
+                .snapshots
+                .iter()
+                .map(|s| s.locator)
+                .zip(snapshots)
+                .collect(),
+            meta,
+            terminal: view.terminal,
+            size,
+        })
+    }
+
     /// Sends the complete frames at the front of the queue — unless a
     /// blocking span was found, in which case nothing more is sent but the
     /// block frames. Frames holding a blocking span are still in the queue
@@ -544,7 +621,9 @@ impl<D: SpanDetector> ResponseStream<D> {
             self.released.clear();
             return;
         };
-        let front = self.queue.front().map_or(0, |h| h.seq);
+        // Frames leave the queue only from the front (or all at once), so
+        // its seqs are contiguous and end just before `next_seq`.
+        let front = self.next_seq - self.queue.len() as u64;
         for r in self.released.drain(..) {
             let Some((seq, slot)) = state.owners.pop_front() else {
                 break;
@@ -566,9 +645,9 @@ impl<D: SpanDetector> ResponseStream<D> {
             else {
                 continue;
             };
-            debug_assert_eq!(held.seq, seq);
-            held.texts[slot] = Some(r.text);
-            held.changed[slot] = r.changed;
+            if let Some(slot) = held.slots.get_mut(slot) {
+                slot.released = Some((r.text, r.changed));
+            }
             held.pending -= 1;
         }
     }
@@ -587,8 +666,10 @@ impl<D: SpanDetector> ResponseStream<D> {
                 }
                 None => out.extend_from_slice(&held.event.raw),
             }
-            self.codec.observe(&held.view.meta);
-            if held.view.terminal {
+            if let Some(meta) = &held.meta {
+                self.codec.observe(meta);
+            }
+            if held.terminal {
                 self.ended = true;
             }
         }
@@ -611,11 +692,10 @@ impl<D: SpanDetector> ResponseStream<D> {
                 return;
             };
             let mut waiting: Vec<Channel> = front
-                .texts
+                .slots
                 .iter()
-                .zip(&front.view.pieces)
-                .filter(|(t, _)| t.is_none())
-                .map(|(_, p)| p.channel)
+                .filter(|slot| slot.released.is_none())
+                .map(|slot| slot.channel)
                 .collect();
             waiting.sort();
             waiting.dedup();
@@ -631,21 +711,21 @@ impl<D: SpanDetector> ResponseStream<D> {
 /// The bytes of a frame whose text changed; `None` to send the original.
 fn render(held: &Held) -> Option<Vec<u8>> {
     let mut edits: Vec<(Locator, &str)> = Vec::new();
-    for (i, piece) in held.view.pieces.iter().enumerate() {
-        if held.changed[i] {
-            edits.push((piece.locator, held.texts[i].as_deref().unwrap_or("")));
+    for slot in held.slots.iter() {
+        if let Some((text, true)) = &slot.released {
+            edits.push((slot.locator, text.as_str()));
         }
     }
-    for (snap, text) in held.view.snapshots.iter().zip(&held.snapshots) {
+    for (locator, text) in held.snapshots.iter() {
         if let Some(text) = text {
-            edits.push((snap.locator, text));
+            edits.push((*locator, text));
         }
     }
     if edits.is_empty() {
         return None;
     }
-    let data = held.event.data.as_deref()?;
-    held.event.with_data(&codec::splice(data, &edits))
+    let data = held.event.rebuild_data()?;
+    held.event.with_data(&codec::splice(&data, &edits))
 }
 
 /// The outcome of [`rewrite_json_response_with`].
@@ -822,6 +902,44 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn held_frames_keep_only_what_sending_them_needs() {
+        // Regression for memory per open stream: a held frame used to keep
+        // its decoded data, a copy of its pieces' text and its own copy of
+        // the id and model, several times the frame's bytes.
+        let mut s = ResponseStream::new(Provider::OpenAiChat, detector(), options());
+        let frames: String = (0..20).map(|_| chat(&delta(0, r#""word ""#))).collect();
+        let out = s.push(frames.as_bytes());
+        assert!(
+            s.held_frames() > 1,
+            "the window holds frames ({} bytes out)",
+            out.len()
+        );
+        for (i, held) in s.queue.iter().enumerate() {
+            assert_eq!(held.slots.len(), 1);
+            assert!(held
+                .event
+                .rebuild_data()
+                .is_some_and(|d| d.contains("\"word \"")));
+            // Only a frame whose metadata differs from its predecessor's keeps a copy.
+            assert_eq!(held.meta.is_some(), i == 0 && out.is_empty(), "frame {i}");
+        }
+        // The cap still counts the dropped data, so it trips where it did.
+        let raw: usize = s.queue.iter().map(|h| h.event.raw.len()).sum();
+        assert!(
+            s.held_bytes() > raw * 3 / 2,
+            "{} for {raw} raw bytes",
+            s.held_bytes()
+        );
+        let mut all = out;
+        all.extend(s.finish());
+        assert_eq!(
+            all,
+            frames.as_bytes(),
+            "frames no redaction touched go out byte for byte"
+        );
     }
 
     #[test]

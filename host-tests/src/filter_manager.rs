@@ -136,6 +136,33 @@ impl Worker {
         self.settle();
     }
 
+    /// The upstream connection reset the request (Envoy's router
+    /// `onUpstreamReset`): before any response headers came back the router
+    /// answers 503 with a local reply (which passes through our response
+    /// callbacks); once they have, the client's stream is reset. Either way
+    /// no more upstream data reaches the filter, and the access log
+    /// (`on_log`) runs when the stream ends. Nothing happens to a stream
+    /// that already has its answer (a local reply reset the upstream request
+    /// itself) or has ended.
+    pub(crate) fn upstream_reset(&mut self, sid: u32) {
+        let Some(s) = self.st(sid) else { return };
+        if s.ended || s.reset || s.local_reply.is_some() || s.resp.remote_complete {
+            return;
+        }
+        if s.resp.headers_arrived {
+            self.reset_stream(sid);
+        } else {
+            let reply = LocalReply {
+                status: 503,
+                body: b"upstream connect error or disconnect/reset before headers. reset reason: remote reset".to_vec(),
+                headers: Vec::new(),
+                details: "upstream_reset_before_response_started{remote_reset}".into(),
+            };
+            self.send_local_reply(sid, None, reply);
+        }
+        self.settle();
+    }
+
     /// What Envoy's stream idle timeout does to a stream the filter left
     /// waiting: a 408 if no response has started, else a reset.
     pub(crate) fn idle_timeout(&mut self, sid: u32) {

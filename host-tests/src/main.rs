@@ -27,6 +27,20 @@ struct Cli {
 enum Command {
     /// Validate a policy file: exit 0 with a summary, or 2 with the JSON path of the problem.
     Check { policy: PathBuf },
+    /// Serve the filter locally in front of an upstream, for trials with any client.
+    Serve {
+        /// The policy given to the filter.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Plain-HTTP upstream, e.g. http://127.0.0.1:8000 (the mock in envoy/mock-llm).
+        #[arg(long)]
+        upstream: String,
+        #[arg(long, default_value = "127.0.0.1:10000")]
+        listen: String,
+        /// The filter module (default: the one `make build` makes).
+        #[arg(long)]
+        module: Option<PathBuf>,
+    },
     /// Replay recorded exchanges (JSONL) through the module; prints one JSON result per line.
     Replay {
         /// The policy given to the filter as its plugin configuration.
@@ -96,6 +110,22 @@ enum Command {
         #[arg(long)]
         junit: Option<PathBuf>,
     },
+    /// Print the policy's JSON Schema (docs/policy.schema.json), derived from the filter's types.
+    Schema,
+    /// Run incident drills (README, "Drills"): timelines and verdicts; exit 1 if an expectation fails.
+    Drill {
+        /// Drill files or names in examples/drills/ (none: every drill there).
+        drills: Vec<String>,
+        /// The filter module (default: the one `make build` makes).
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// Write a post-incident review (Markdown) and a chart (SVG) per drill here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Print machine-readable results instead of timelines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -107,6 +137,36 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { policy } => check(&policy),
+        Command::Serve { policy, upstream, listen, module } => std::fs::read(&policy)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", policy.display()))
+            .and_then(|bytes| {
+                let module = replay::resolve_module(module.as_deref())?;
+                rheostat_host::serve::serve(&rheostat_host::serve::ServeOptions {
+                    module: &module,
+                    policy: bytes,
+                    listen: &listen,
+                    upstream: &upstream,
+                })
+            })
+            .map_or_else(fail, |()| ExitCode::SUCCESS),
+        Command::Drill {
+            drills,
+            module,
+            report,
+            json,
+        } => replay::resolve_module(module.as_deref())
+            .and_then(|m| rheostat_host::drill::main(&drills, &m, report.as_deref(), json))
+            .unwrap_or_else(fail),
+        Command::Schema => {
+            let schema = rheostat_filter::policy::Policy::json_schema();
+            match serde_json::to_string_pretty(&schema) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e.into()),
+            }
+        }
         Command::Replay {
             policy,
             module,

@@ -330,6 +330,13 @@ impl<'w> Stream<'w> {
             .client_trailers(self.id, Direction::Response, pairs(trailers))
     }
 
+    /// The upstream resets the stream: a 503 local reply if no response
+    /// headers came back yet, else the client's stream is reset (see
+    /// `docs/host.md`, "Local replies and resets").
+    pub fn upstream_reset(&mut self) {
+        self.worker.upstream_reset(self.id);
+    }
+
     /// End the stream. A stream whose response reached the client completely
     /// (or that was reset) has already ended by itself; otherwise the client
     /// goes away now (a downstream reset). Either way on_log, on_done and
@@ -406,6 +413,12 @@ impl<'w> Stream<'w> {
         self.state()
             .map(|s| s.resp.out.body.clone())
             .unwrap_or_default()
+    }
+
+    /// How many response body bytes the client has received so far,
+    /// without copying them (for bodies of many MiB).
+    pub fn downstream_body_len(&self) -> usize {
+        self.state().map_or(0, |s| s.resp.out.body.len())
     }
 
     /// The response trailers the client received.

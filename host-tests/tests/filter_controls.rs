@@ -462,6 +462,24 @@ fn a_refusal_storm_trips_degrade_for_the_model_from_the_window_baseline() {
 }
 
 #[test]
+fn reported_output_tokens_reach_the_ledger_from_streams_and_bodies() {
+    let mut host = start(1, json!({"controls": {"token": TOKEN}}));
+    let mut s = streamed("acme");
+    let body = s.response.body_text.take().unwrap().replace(
+        "data: [DONE]",
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":17}}\n\ndata: [DONE]",
+    );
+    s.response.body_text = Some(body);
+    run(&mut host, 0, &s);
+    let mut b = chat("acme", 200);
+    b.response.body_text = Some(b.response.body_text.unwrap().replace("\"choices\"", "\"usage\":{\"completion_tokens\":25},\"choices\""));
+    run(&mut host, 0, &b);
+    let status = body_json(&run(&mut host, 0, &endpoint("GET", "/.rheostat/status", Some(TOKEN), None)));
+    let global = status["scopes"].as_array().unwrap().iter().find(|s| s["scope"] == "global").unwrap().clone();
+    assert_eq!(global["window"]["output_tokens"], 42, "{global}");
+}
+
+#[test]
 fn every_response_carries_an_id_and_the_exchange_event_its_level() {
     let mut host = start(1, json!({"controls": {"level": "shed", "shed": {"rate_per_sec": 100, "burst": 100}}}));
     let r = run(&mut host, 0, &chat("acme", 200));

@@ -569,6 +569,44 @@ fn finishing_an_unanswered_stream_is_a_downstream_reset() {
     assert_eq!(events(&shared, "log").len(), 1);
 }
 
+#[test]
+fn an_upstream_reset_after_response_headers_resets_the_client_and_runs_on_log() {
+    let mut host = probe(json!({"trace": true}));
+    let shared = host.shared();
+    let mut s = host.worker(0).open_stream();
+    s.request_headers(GET, true);
+    s.response_headers(OK, false);
+    s.response_body(b"part", false);
+    s.upstream_reset();
+    assert!(s.reset() && s.ended());
+    assert_eq!(s.response_body(b"more", true), Outcome::NotCalled);
+    let bodies = events(&shared, "response_body");
+    assert_eq!(
+        bodies.len(),
+        1,
+        "no body callback after the reset: {bodies:?}"
+    );
+    assert_eq!(events(&shared, "log").len(), 1);
+}
+
+#[test]
+fn an_upstream_reset_before_response_headers_is_a_503_through_the_filter() {
+    let mut host = probe(json!({"trace": true}));
+    let shared = host.shared();
+    let mut s = host.worker(0).open_stream();
+    s.request_headers(GET, true);
+    s.upstream_reset();
+    assert_eq!(s.local_reply(), Some(503));
+    assert_eq!(s.downstream_status(), Some(503));
+    assert!(s.downstream_complete() && !s.reset() && s.ended());
+    assert_eq!(
+        events(&shared, "response_headers").len(),
+        1,
+        "the router's reply passes our encoder callbacks"
+    );
+    assert_eq!(events(&shared, "log").len(), 1);
+}
+
 // ---- raw codes the SDK cannot return ------------------------------------------------------
 
 fn raw(codes: raw_module::Codes, limit: usize) -> rheostat_host::Host {

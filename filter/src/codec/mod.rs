@@ -334,6 +334,8 @@ pub struct FrameMeta {
     pub closed: Vec<u32>,
     /// Anthropic `message_start` / Responses `response.created`.
     pub started: bool,
+    /// Output tokens the provider reports (`usage`), when this frame has them.
+    pub output_tokens: Option<u64>,
 }
 
 /// What one stream frame holds.
@@ -428,6 +430,8 @@ pub struct StreamState {
     pub seen: Vec<u32>,
     /// The message or response has started.
     pub started: bool,
+    /// The highest output-token count reported so far.
+    pub output_tokens: Option<u64>,
 }
 
 impl StreamCodec {
@@ -455,14 +459,16 @@ impl StreamCodec {
         let Some(data) = event.data.as_deref() else {
             return FrameView::default();
         };
-        match self.provider {
+        let mut view = match self.provider {
             Provider::OpenAiChat => openai_chat::parse_frame(data),
             Provider::OpenAiResponses => {
                 openai_responses::parse_frame(event.event.as_deref(), data)
             }
             Provider::Anthropic => anthropic::parse_frame(event.event.as_deref(), data),
             Provider::Unknown => FrameView::default(),
-        }
+        };
+        view.meta.output_tokens = reported_output_tokens(data);
+        view
     }
 
     /// Records what a frame revealed, once it has been sent.
@@ -484,6 +490,8 @@ impl StreamCodec {
             s.sequence_number = meta.sequence_number;
         }
         s.started |= meta.started;
+        // Anthropic reports a running total, OpenAI one final count: keep the highest.
+        s.output_tokens = s.output_tokens.max(meta.output_tokens);
         for &i in &meta.opened {
             if s.seen.len() < MAX_TRACKED_INDICES && !s.seen.contains(&i) {
                 s.seen.push(i);
@@ -504,6 +512,22 @@ impl StreamCodec {
             Provider::Unknown => Vec::new(),
         }
     }
+}
+
+/// Output tokens a provider reports in a frame or a whole response:
+/// `usage.completion_tokens` (OpenAI chat) or `usage.output_tokens`
+/// (Anthropic, Responses), at the top or under `message` / `response`.
+/// Most frames carry no usage, so they are not parsed a second time.
+pub fn reported_output_tokens(data: &str) -> Option<u64> {
+    if !data.contains("\"usage\"") {
+        return None;
+    }
+    let root = json::parse_obj(data)?;
+    let usage = root
+        .obj("usage")
+        .or_else(|| root.obj("message")?.obj("usage"))
+        .or_else(|| root.obj("response")?.obj("usage"))?;
+    usage.u64("completion_tokens").or_else(|| usage.u64("output_tokens"))
 }
 
 /// Why a request body could not be read.
@@ -1059,5 +1083,36 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_slice(&error_body(Provider::Anthropic, 503, "down")).unwrap();
         assert_eq!(v["error"]["type"], "overloaded_error");
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn output_tokens_are_read_from_every_provider_s_usage() {
+        assert_eq!(reported_output_tokens(r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12}}"#), Some(12));
+        assert_eq!(reported_output_tokens(r#"{"type":"message_delta","usage":{"output_tokens":89}}"#), Some(89));
+        assert_eq!(reported_output_tokens(r#"{"type":"message_start","message":{"usage":{"input_tokens":4,"output_tokens":1}}}"#), Some(1));
+        assert_eq!(reported_output_tokens(r#"{"type":"response.completed","response":{"usage":{"output_tokens":30}}}"#), Some(30));
+        assert_eq!(reported_output_tokens(r#"{"choices":[{"delta":{"content":"usage"}}]}"#), None);
+        assert_eq!(reported_output_tokens(r#"{"usage":null}"#), None);
+    }
+
+    #[test]
+    fn a_stream_keeps_the_highest_count_it_saw() {
+        let mut codec = StreamCodec::new(Provider::Anthropic);
+        for data in [
+            r#"{"type":"message_start","message":{"id":"m","usage":{"output_tokens":1}}}"#,
+            r#"{"type":"message_delta","delta":{},"usage":{"output_tokens":42}}"#,
+        ] {
+            let mut events = Vec::new();
+            crate::sse::SseDecoder::new().push(&crate::sse::encode_event(None, data), &mut events);
+            let event = events.pop().expect("one event");
+            let view = codec.parse(&event);
+            codec.observe(&view.meta);
+        }
+        assert_eq!(codec.state().output_tokens, Some(42));
     }
 }

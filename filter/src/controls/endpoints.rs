@@ -303,6 +303,8 @@ pub fn status(controls: &Controls, store: &dyn SharedStore, now_ms: u64, policy_
                     "negative_feedback": c.negative_feedback,
                     "refusals": c.refusals,
                     "contained": c.contained,
+                    "latency_ms": c.latency_ms,
+                    "output_tokens": c.output_tokens,
                 },
             }));
         }

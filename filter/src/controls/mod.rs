@@ -96,6 +96,7 @@ pub struct ExchangeRecord<'a> {
     pub status: u32,
     /// No response arrived (reset or timeout).
     pub timed_out: bool,
+    /// The filter blocked the response, or (with `upstream` false) the prompt.
     pub blocked: bool,
     pub format_failed: bool,
     pub findings: &'a [Finding],
@@ -268,7 +269,10 @@ impl Controls {
         let mut delta = ScopeCounts::default();
         if record.contained {
             delta.contained = 1;
-        } else if record.upstream {
+        } else if record.upstream || record.blocked {
+            // A prompt blocked before the upstream is still an exchange the
+            // ledger must see: jailbreak floods show up in the security
+            // signal and, if the policy counts blocks, in the breaker.
             delta.requests = 1;
             delta.upstream_5xx = u64::from((500..600).contains(&record.status) && !record.timed_out);
             delta.upstream_timeouts = u64::from(record.timed_out);
@@ -288,10 +292,10 @@ impl Controls {
         let mut events = Vec::new();
         for scope in scopes {
             let Ok(after) = self.ledger.add(store, scope, now_ms, delta) else { continue };
-            if !(record.upstream && c.breaker.enabled && c.breaker.scopes.contains(&scope.kind)) {
+            if !(c.breaker.enabled && c.breaker.scopes.contains(&scope.kind)) {
                 continue;
             }
-            let transition = if record.probes.contains(scope) {
+            let transition = if record.upstream && record.probes.contains(scope) {
                 let good = delta.errors(&c.breaker.errors) == 0;
                 breaker::probe_result(store, scope, &c.breaker, good, window, &after, now_ms)
             } else {

@@ -173,3 +173,31 @@ fn a_model_scope_is_judged_once_the_body_names_the_model() {
     let d = c.decide(&store, &s, &model_scope, 0, Phase::Model);
     assert_eq!((d.level, d.action), (Level::Degrade, GateAction::Degrade));
 }
+
+#[test]
+fn a_blocked_prompt_is_counted_with_its_findings_but_never_as_a_probe() {
+    let (c, store) = controls(r#"{"controls": {"breaker": {"errors": ["blocked"], "min_requests": 2, "error_rate": 0.5, "scopes": ["global"]}}}"#);
+    let scopes = vec![scope::Scope::global()];
+    let jailbreak = Finding {
+        detector: "injection".into(),
+        category: Category::Security,
+        severity: Severity::P2,
+        action: Action::Block,
+        start: 0,
+        end: 1,
+        sample: String::new(),
+    };
+    let findings = [jailbreak];
+    let blocked = ExchangeRecord { blocked: true, findings: &findings, ..Default::default() };
+    assert!(c.record(&store, &scopes, 0, &blocked).is_empty());
+    let events = c.record(&store, &scopes, 0, &blocked);
+    assert!(events.iter().any(|e| matches!(e, Event::Breaker(_))), "{events:?}");
+    let counts = c.ledger.read(&store, &scopes[0], 0);
+    assert_eq!((counts.requests, counts.blocked, counts.with_findings[0]), (2, 2, 2));
+}
+
+#[test]
+fn the_breaker_error_kinds_use_the_documented_names() {
+    let p = Policy::from_json(br#"{"controls": {"breaker": {"errors": ["upstream_5xx", "upstream_timeout"]}}}"#).unwrap();
+    assert_eq!(p.controls.breaker.errors, [ErrorKind::Upstream5xx, ErrorKind::UpstreamTimeout]);
+}

@@ -83,6 +83,7 @@ pub struct CustomSpec {
 
 /// A prefilter given by the operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum PrefilterSpec {
     /// `"prefilter": "@acme.com"` — every match contains this literal.

@@ -26,6 +26,7 @@ use std::borrow::Cow;
 
 /// How a redacted span is rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RedactStyle {
     /// `[EMAIL]`.

@@ -182,6 +182,12 @@ impl Engine {
             Ok(view) => view,
             Err(e) => {
                 verdict.uninspected = Some(e.to_string());
+                // The path still says which API answers: without this, a
+                // client could switch off every response-side check (canary,
+                // prompt leak, redaction) by sending a body we cannot parse
+                // but the upstream accepts, such as one with a stray byte
+                // that is not UTF-8 (upstreams that replace bad bytes take it).
+                verdict.context.provider = Provider::from_path(path);
                 if profile.fail_closed {
                     verdict.outcome = RequestOutcome::Block {
                         status: 400,
@@ -245,6 +251,8 @@ impl Engine {
                                 format!("{}:suspect", rule.name)
                             },
                             action,
+                            // A suspect prompt is an unusual pattern (P3), not a jailbreak.
+                            severity: if block { rule.severity } else { rule.severity.max(crate::finding::Severity::P3) },
                             ..rule.finding(
                                 start,
                                 end,

@@ -91,7 +91,7 @@ impl FindingSource {
             self.engine
                 .profile(self.profile)
                 .rule(rule_index)
-                .finding(start, end, sample),
+                .response_finding(start, end, sample),
         )
     }
 }
@@ -240,6 +240,15 @@ impl Engine {
         }
         let rewrite =
             rewrite_json_response_with(provider, body, &scanner, self.whole_text_config());
+        if rewrite.undecodable.iter().any(|path| path == "$") && looks_like_sse(body) {
+            // An event stream labelled as JSON: read it as the stream it is,
+            // or its text would pass unscanned.
+            drop(scanner);
+            return self.inspect_buffered_stream(request, provider, body, key);
+        }
+        if !rewrite.undecodable.is_empty() && self.profile(request.profile).fail_closed {
+            return Self::refused(provider);
+        }
         let findings: Vec<Finding> = rewrite
             .findings
             .iter()
@@ -283,7 +292,61 @@ impl Engine {
     }
 }
 
+/// Whether a body starts like a server-sent event stream (a field or a
+/// comment line), after an optional BOM and blank lines.
+fn looks_like_sse(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let start = body
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(body.len());
+    let body = &body[start..];
+    [&b"data:"[..], b"event:", b"id:", b"retry:", b":"]
+        .iter()
+        .any(|field| body.starts_with(field))
+}
+
 impl Engine {
+    /// What a fail-closed route answers instead of a body it could not
+    /// inspect: the provider's error shape (the status already went out).
+    fn refused(provider: Provider) -> BodyVerdict {
+        BodyVerdict {
+            body: Some(codec::error_body(
+                provider,
+                502,
+                "The response could not be inspected on a fail-closed route.",
+            )),
+            findings: Vec::new(),
+            blocked: true,
+        }
+    }
+
+    /// A complete event stream that arrived where JSON was expected: run
+    /// through the same pipeline as a live stream, in one push.
+    fn inspect_buffered_stream(
+        self: &Rc<Self>,
+        request: &RequestContext,
+        provider: Provider,
+        body: &[u8],
+        key: PseudonymKey,
+    ) -> BodyVerdict {
+        let (mut stream, source) = self.open_stream(request, provider, key);
+        let mut out = stream.push(body);
+        out.extend(stream.finish());
+        let findings: Vec<Finding> = stream
+            .take_findings()
+            .into_iter()
+            .filter(|f| !f.repeat)
+            .filter_map(|f| source.finding(f.tag, f.start, f.end))
+            .collect();
+        let blocked = stream.is_blocked();
+        BodyVerdict {
+            body: (out != body).then_some(out),
+            findings,
+            blocked,
+        }
+    }
+
     /// A response body of no known shape, scanned as one plain text
     /// (`body.scan_unknown_as_text`); a block replaces it with a plain notice.
     fn inspect_plain_response(
@@ -294,6 +357,9 @@ impl Engine {
         body: &[u8],
     ) -> BodyVerdict {
         let Ok(text) = std::str::from_utf8(body) else {
+            if self.profile(request.profile).fail_closed {
+                return Self::refused(Provider::Unknown);
+            }
             return BodyVerdict {
                 body: None,
                 findings: Vec::new(),

@@ -1,6 +1,7 @@
 //! The engine end to end on provider bodies, natively.
 
 use super::*;
+use crate::codec::Provider;
 use crate::detect::redact::PseudonymKey;
 use std::rc::Rc;
 
@@ -324,4 +325,72 @@ fn unknown_formats_pass_unless_the_policy_scans_them_as_text() {
         KEY,
     );
     assert_eq!(r.body.unwrap(), b"Call [PHONE] now");
+}
+
+#[test]
+fn an_uninspectable_request_still_names_the_provider_so_the_answer_is_scanned() {
+    // Regression: a body the parser refuses (here a lone invalid byte,
+    // which lenient upstreams replace and accept) used to leave the provider
+    // unknown, and the streamed answer then passed with no scanning at all.
+    let e = engine("{}");
+    let mut body = chat("hi X");
+    let at = body.iter().position(|&b| b == b'X').unwrap();
+    body[at] = 0xff;
+    let v = e.inspect_request("/v1/chat/completions", &body, &KEY);
+    assert!(v.uninspected.is_some());
+    assert_eq!(v.context.provider, Some(Provider::OpenAiChat));
+    assert_eq!(
+        e.response_mode(&v.context, Some("text/event-stream"), None),
+        ResponseMode::Stream(Provider::OpenAiChat)
+    );
+}
+
+fn sse_answer(text: &str) -> Vec<u8> {
+    let frame = serde_json::json!({"id": "c", "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
+    format!("data: {frame}\n\ndata: [DONE]\n\n").into_bytes()
+}
+
+#[test]
+fn an_event_stream_labelled_json_is_scanned_as_the_stream_it_is() {
+    let e = engine("{}");
+    let ctx = e
+        .inspect_request("/v1/chat/completions", &chat("hi"), &KEY)
+        .context;
+    let body = sse_answer("Write to jane.doe@example.com today");
+    let v = e.inspect_response_body(&ctx, Provider::OpenAiChat, &body, KEY);
+    let out = String::from_utf8(v.body.expect("rewritten")).unwrap();
+    assert!(
+        out.contains("Write to [EMAIL] today") && out.ends_with("data: [DONE]\n\n"),
+        "{out}"
+    );
+    assert_eq!(v.findings.len(), 1);
+    assert_eq!(v.findings[0].detector, "email");
+}
+
+#[test]
+fn a_fail_closed_route_withholds_an_answer_it_cannot_parse() {
+    let open = engine("{}");
+    let closed =
+        engine(r#"{"routes": [{"name": "c", "path_prefix": "/v1", "fail_mode": "closed"}]}"#);
+    for (e, withheld) in [(&open, false), (&closed, true)] {
+        let ctx = e
+            .inspect_request("/v1/chat/completions", &chat("hi"), &KEY)
+            .context;
+        for body in [
+            &b"{\"choices\": [tru"[..],
+            b"\xff\xfe not json",
+            b"<html>502</html>",
+        ] {
+            let v = e.inspect_response_body(&ctx, Provider::OpenAiChat, body, KEY);
+            assert_eq!(v.blocked, withheld);
+            match v.body {
+                Some(b) => {
+                    let b: serde_json::Value = serde_json::from_slice(&b).unwrap();
+                    assert!(withheld && b["error"]["message"].is_string(), "{b}");
+                }
+                None => assert!(!withheld, "passed unparsed on a fail-closed route"),
+            }
+        }
+    }
 }

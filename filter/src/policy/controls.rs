@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize, Serialize,
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     #[default]
@@ -73,6 +74,7 @@ impl Level {
 
 /// What a route does when the filter cannot do its job on a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum FailMode {
     /// Pass the traffic on, with an audit event saying why it was not inspected.
@@ -85,6 +87,7 @@ pub enum FailMode {
 /// A set of requests: every field given must match (fields left out match
 /// anything). `{"tenant": "acme"}`, `{"route": "hiring", "region": "eu"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ScopeMatch {
     pub tenant: Option<String>,
@@ -120,6 +123,7 @@ impl ScopeMatch {
 
 /// A level pushed for a scope.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScopedLevel {
     #[serde(flatten)]
@@ -129,6 +133,7 @@ pub struct ScopedLevel {
 
 /// The kinds of scope the ledger keeps counters and breakers for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ScopeKind {
     Global,
@@ -160,9 +165,11 @@ impl ScopeKind {
 
 /// What counts as a failed exchange for the breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The upstream answered 5xx (504 from the router included).
+    #[serde(rename = "upstream_5xx")]
     Upstream5xx,
     /// No answer in time (Envoy's 504 or a reset before any response).
     UpstreamTimeout,
@@ -176,6 +183,7 @@ pub enum ErrorKind {
 
 /// An outgoing call target (an Envoy cluster).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CallTarget {
     /// The Envoy cluster name.
@@ -205,6 +213,7 @@ impl CallTarget {
 
 /// Rate limiting at the `shed` level: a token bucket per scope in shared data.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ShedPolicy {
     /// Sustained requests per second allowed per scope while shedding.
@@ -227,6 +236,7 @@ impl Default for ShedPolicy {
 
 /// The circuit breaker, per scope.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerPolicy {
     pub enabled: bool,
@@ -264,6 +274,7 @@ impl Default for BreakerPolicy {
 /// The `degrade` rung: a cheaper or safer model, and a header the Envoy
 /// route can match to pick a fallback cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct DegradePolicy {
     /// Rewrites the request's `model` to this (unset: the model is kept).
@@ -288,6 +299,7 @@ impl Default for DegradePolicy {
 
 /// Behavioural anomaly detection: EWMA baselines per scope and signal.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalyPolicy {
     pub enabled: bool,
@@ -305,6 +317,7 @@ pub struct AnomalyPolicy {
     /// Which scope kinds get baselines.
     pub scopes: Vec<ScopeKind>,
     /// The level an anomaly in a signal trips for its scope, if any.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "signal_map_schema"))]
     pub trip: BTreeMap<Signal, Level>,
     /// How many windows a tripped level holds after the last anomaly.
     pub hold_windows: u32,
@@ -326,8 +339,20 @@ impl Default for AnomalyPolicy {
     }
 }
 
+/// `trip`'s keys are signals: schemars names its keys only for enums
+/// without variant docs, so the schema says so itself.
+#[cfg(feature = "schema")]
+fn signal_map_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": generator.subschema_for::<Signal>(),
+        "additionalProperties": generator.subschema_for::<Level>(),
+    })
+}
+
 /// The behavioural signals the ledger keeps per scope and window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Signal {
     /// Share of responses that refused.
@@ -396,6 +421,7 @@ impl Signal {
 
 /// The feedback endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedbackPolicy {
     pub enabled: bool,
@@ -420,6 +446,7 @@ impl Default for FeedbackPolicy {
 
 /// User-facing texts. `{retry_after}` is replaced in `rate_limited`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Texts {
     pub maintenance: String,
@@ -443,6 +470,7 @@ impl Default for Texts {
 
 /// The containment ladder.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ControlsPolicy {
     /// The pushed global level (`scoped_stop` is for scopes; use `global_stop`).
@@ -489,6 +517,7 @@ impl Default for ControlsPolicy {
 
 /// Where alerts of a severity go.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AlertRoute {
     /// This route takes alerts of this severity or worse (P0 is worst).
@@ -499,6 +528,7 @@ pub struct AlertRoute {
 
 /// What on-call needs per category: how fast, and where the runbook is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct CategoryGuide {
     pub runbook: Option<String>,
@@ -508,6 +538,7 @@ pub struct CategoryGuide {
 
 /// Alerting: where to send, when to repeat, what to say.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertPolicy {
     /// Routes by severity; an alert goes to the first route whose

@@ -40,7 +40,10 @@ use Severity::{P0, P1, P2, P3};
 
 /// The defaults an operator overrides. Privacy and secrets are redacted on
 /// both sides (a prompt must not carry a customer's card to the model
-/// either); request-only and response-only detectors say so.
+/// either); request-only and response-only detectors say so. Severities
+/// follow the playbook: a PII or secret leak (found in a response) is P0
+/// whatever the table says for prompts, a single jailbreak P2, a merely
+/// suspect prompt P3.
 pub const BUILT_INS: &[BuiltIn] = &[
     builtin("email", Privacy, P2, Redact, Side::Both),
     builtin("phone", Privacy, P2, Redact, Side::Both),
@@ -59,7 +62,7 @@ pub const BUILT_INS: &[BuiltIn] = &[
     builtin("private_key", Security, P0, Redact, Side::Both),
     builtin("jwt", Security, P1, Redact, Side::Both),
     builtin("secret_assignment", Security, P2, Redact, Side::Both),
-    builtin("injection", Security, P1, Block, Side::Request),
+    builtin("injection", Security, P2, Block, Side::Request),
     builtin("prompt_leak", Security, P1, Block, Side::Response),
     builtin("canary", Security, P0, Block, Side::Response),
     builtin("sql", Security, P2, Flag, Side::Response),
@@ -78,6 +81,7 @@ pub fn built_in(name: &str) -> Option<&'static BuiltIn> {
 
 /// Where a detector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Request,
@@ -96,6 +100,7 @@ impl Side {
 
 /// An operator's override of one detector's defaults; absent fields keep them.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DetectorRule {
     pub enabled: Option<bool>,
@@ -110,6 +115,7 @@ pub struct DetectorRule {
 
 /// Prompt-injection scoring: the sum of weighted signals against two thresholds.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct InjectionPolicy {
     /// At or above this score a prompt is suspect: flagged (and, with the
@@ -132,6 +138,7 @@ impl Default for InjectionPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WeightedPhrase {
     pub phrase: String,
@@ -145,6 +152,7 @@ fn one() -> f32 {
 
 /// A user-defined pattern (regex-lite), always behind a prefilter.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomPattern {
     pub name: String,
@@ -181,6 +189,7 @@ fn default_side() -> Side {
 
 /// A configured fact: a pattern with one capture group and the value(s) it must have.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FactRule {
     pub name: String,
@@ -193,6 +202,7 @@ pub struct FactRule {
 
 /// Link checks on responses.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct LinkPolicy {
     /// Hosts (and their subdomains) links may point to. Empty: every link is
@@ -202,6 +212,7 @@ pub struct LinkPolicy {
 
 /// Per-route settings, matched by path prefix (longest prefix wins).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutePolicy {
     /// The route's name in scopes, counters and events.
@@ -222,6 +233,7 @@ pub struct RoutePolicy {
 
 /// Streaming redaction limits.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RedactionPolicy {
     /// The longest match (bytes) the streaming scanner guarantees to see
@@ -248,6 +260,7 @@ impl Default for RedactionPolicy {
 
 /// Body limits and content handling.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct BodyPolicy {
     /// Largest request body buffered for inspection; larger ones answer 413.

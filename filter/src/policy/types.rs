@@ -8,8 +8,13 @@ use std::collections::BTreeMap;
 
 /// The whole configuration of one filter instance.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
+    /// The policy's JSON Schema (docs/policy.schema.json), for editors;
+    /// the filter ignores it.
+    #[serde(rename = "$schema", skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     /// A name for logs and audit events.
     pub name: String,
     /// Length of the ledger's fixed counting windows. Error rates and
@@ -41,6 +46,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
+            schema: None,
             name: "default".into(),
             window_secs: 60,
             tick_ms: 1000,
@@ -61,9 +67,19 @@ impl Default for Policy {
     }
 }
 
+#[cfg(feature = "schema")]
+impl Policy {
+    /// The policy's JSON Schema (draft 2020-12), derived from these types
+    /// and their serde attributes; `rheostat schema` prints it.
+    pub fn json_schema() -> serde_json::Value {
+        schemars::schema_for!(Policy).to_value()
+    }
+}
+
 /// Which request headers name the tenant, region and route. The route falls
 /// back to the request path when no header is configured or present.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct SubjectSource {
     pub tenant_header: Option<String>,

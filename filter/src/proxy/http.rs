@@ -70,6 +70,8 @@ pub struct Exchange {
     /// Read at request headers: Envoy refuses header reads once they went on.
     authorization: Option<String>,
     feedback_client: String,
+    /// As the provider reported them (`usage`), for the tokens baseline.
+    output_tokens: u64,
 }
 
 impl Exchange {
@@ -100,6 +102,7 @@ impl Exchange {
             upstream: false,
             authorization: None,
             feedback_client: String::new(),
+            output_tokens: 0,
         }
     }
 
@@ -306,7 +309,7 @@ impl Exchange {
             format_failed: findings.iter().any(|f| f.detector == "format"),
             findings: &findings,
             latency_ms: now.saturating_sub(self.started_ms),
-            output_tokens: 0,
+            output_tokens: self.output_tokens,
             probes: &self.probes,
         };
         let events = self.shared.controls.record(&ProxyStore, &self.scopes, now, &record);
@@ -575,6 +578,12 @@ impl HttpContext for Exchange {
         // The model is known now: judge its scope, once.
         if let Some(model) = controls.registry.scope(&ProxyStore, ScopeKind::Model, &self.subject.model) {
             self.scopes.push(model.clone());
+            // Feedback on this answer must reach the model's counters too.
+            self.response_id = endpoints::response_id(
+                &ProxyStore,
+                &self.scopes,
+                u64::from(self.context_id) << 32 ^ self.started_ms,
+            );
             let decision = controls.decide(&ProxyStore, &self.subject, &[model], self.started_ms, Phase::Model);
             self.probes.extend(decision.probes.iter().cloned());
             effects::emit(policy, decision.events.clone(), self.started_ms);
@@ -743,6 +752,7 @@ impl HttpContext for Exchange {
                     format_findings = self.shared.engine.format_findings(&self.request, texts);
                 }
                 let blocked = stream.is_blocked();
+                self.output_tokens = stream.output_tokens().unwrap_or(0);
                 replace_body(BufferType::HttpResponseBody, body_size, &out);
                 self.take_stream_findings();
                 self.findings.extend(format_findings);
@@ -792,6 +802,10 @@ impl HttpContext for Exchange {
                         return Action::Continue;
                     }
                 };
+                self.output_tokens = std::str::from_utf8(&whole)
+                    .ok()
+                    .and_then(crate::codec::reported_output_tokens)
+                    .unwrap_or(0);
                 let verdict = self.shared.engine.inspect_response_body(
                     &self.request,
                     provider,
