@@ -14,14 +14,12 @@ use crate::store::EdgeStore;
 use crate::wire::{
     action_name, error_json, scopes_named, EndpointAnswer, Report, Ticket, WireSubject,
 };
-use rheostat_filter::controls::alerts::{self, Alert};
-use rheostat_filter::controls::endpoints::{self, Endpoint, Verdict};
-use rheostat_filter::controls::scope::Scope;
+use rheostat_filter::controls::alerts;
+use rheostat_filter::controls::endpoints::{self, Endpoint};
 use rheostat_filter::controls::{Controls, Event, ExchangeRecord, GateAction, Phase};
 use rheostat_filter::detect::redact::PseudonymKey;
-use rheostat_filter::finding::{Category, Severity};
 use rheostat_filter::lease::claim_period;
-use rheostat_filter::policy::{Policy, ScopeKind};
+use rheostat_filter::policy::Policy;
 use serde_json::json;
 use std::rc::Rc;
 
@@ -243,54 +241,10 @@ impl Ledger {
 
     /// Validates, rate-limits per client, and counts a feedback report.
     fn feedback(&mut self, client: &str, body: &[u8], now_ms: u64) -> EndpointAnswer {
-        let answer = EndpointAnswer::new;
-        let f = &self.controls.policy().controls.feedback;
-        let request = match endpoints::parse_feedback(body, f.max_body_bytes) {
-            Ok(request) => request,
-            Err(e) => return answer(400, error_json(&e)),
-        };
-        let bucket = endpoints::feedback_bucket(&self.store, client);
-        let counter = endpoints::feedback_counter(bucket, self.controls.ledger.window_ms());
-        if counter.add(&self.store, now_ms, 1).unwrap_or(u64::MAX) > f.per_client_per_window {
-            return answer(
-                429,
-                error_json("too much feedback from this client; try later"),
-            );
-        }
-        let scopes = match endpoints::scopes_of_response_id(
-            &self.store,
-            &self.controls.registry,
-            &request.response_id,
-        ) {
-            Ok(scopes) => scopes,
-            Err(e) => return answer(404, error_json(&e)),
-        };
-        let mut events = Vec::new();
-        if request.verdict != Verdict::ThumbsUp {
-            events = self
-                .controls
-                .negative_feedback(&self.store, &scopes, now_ms);
-        }
-        if request.verdict == Verdict::SafetyReport {
-            let scope = scopes
-                .iter()
-                .find(|s| s.kind == ScopeKind::Route)
-                .cloned()
-                .unwrap_or_else(Scope::global);
-            let alert = Alert {
-                severity: Severity::P1,
-                category: request.category.unwrap_or(Category::Safety),
-                scope: scope.label(),
-                reason: "a user filed a safety report".into(),
-                count: 1,
-                sample: String::new(),
-                containment: "none yet: review the answer by its response id".into(),
-            };
-            events.extend(self.controls.alert_for(&self.store, &scope, alert, now_ms));
-        }
-        let mut accepted = answer(202, json!({ "accepted": true }).to_string());
-        accepted.events = self.render(&events);
-        accepted
+        let (status, body, events) = self.controls.feedback(&self.store, client, body, now_ms);
+        let mut answer = EndpointAnswer::new(status, body.to_string());
+        answer.events = self.render(&events);
+        answer
     }
 
     /// Events as audit objects. An alert whose route names an `http(s)://`

@@ -180,13 +180,7 @@ fn handle(host: &mut Host, agent: &ureq::Agent, upstream: &str, connection: TcpS
     }
     if stream.local_reply().is_some() || !stream.upstream_complete() {
         // Answered by the filter (or stopped): whatever it produced is the answer.
-        let status = stream.downstream_status().unwrap_or(502);
-        let headers = stream.downstream_headers().unwrap_or_default();
-        let out = stream.downstream_body();
-        stream.finish();
-        write_head(&mut client, status, &headers)?;
-        write_chunk(&mut client, &out)?;
-        return write_chunk(&mut client, b"");
+        return write_whole(&mut stream, &mut client, 502);
     }
     let forwarded = stream.upstream_headers().unwrap_or_default();
     let forwarded_body = stream.upstream_body();
@@ -205,13 +199,7 @@ fn handle(host: &mut Host, agent: &ureq::Agent, upstream: &str, connection: TcpS
             // As Envoy's router would: a 503 the filter sees like any answer.
             stream.response_headers(&[(":status", "503"), ("content-type", "text/plain")], false);
             stream.response_body(format!("upstream unavailable: {e}").as_bytes(), true);
-            let status = stream.downstream_status().unwrap_or(503);
-            let headers = stream.downstream_headers().unwrap_or_default();
-            let out = stream.downstream_body();
-            stream.finish();
-            write_head(&mut client, status, &headers)?;
-            write_chunk(&mut client, &out)?;
-            return write_chunk(&mut client, b"");
+            return write_whole(&mut stream, &mut client, 503);
         }
     };
     let status = response.status().as_u16().to_string();
@@ -254,6 +242,17 @@ fn handle(host: &mut Host, agent: &ureq::Agent, upstream: &str, connection: TcpS
         write_head(&mut client, 502, &[])?;
     }
     write_chunk(&mut client, b"")
+}
+
+/// Writes everything the filter has produced for the client, and ends the stream.
+fn write_whole(stream: &mut crate::stream::Stream<'_>, client: &mut TcpStream, default_status: u16) -> Result<()> {
+    let status = stream.downstream_status().unwrap_or(default_status);
+    let headers = stream.downstream_headers().unwrap_or_default();
+    let out = stream.downstream_body();
+    stream.finish();
+    write_head(client, status, &headers)?;
+    write_chunk(client, &out)?;
+    write_chunk(client, b"")
 }
 
 fn header_of<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {

@@ -230,7 +230,7 @@ fn shared_data_keys_stay_bounded_over_a_long_run() {
     // family (registries, leases); traffic from many more tenants than the
     // registry's cap, over many windows, adds nothing after that.
     let mut host = start(2, json!({"window_secs": 1, "tick_ms": 500, "controls": {"max_scopes_per_kind": 8}}));
-    let mut run = |host: &mut Host, from: usize| {
+    let run = |host: &mut Host, from: usize| {
         for i in from..from + 100 {
             host.advance(700);
             let mut exchange = chat_exchange("long");

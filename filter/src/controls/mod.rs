@@ -376,6 +376,57 @@ impl Controls {
         events
     }
 
+    /// `POST /.rheostat/feedback` after its body: validated, rate-limited
+    /// per client, matched to the answer's scopes by its response id, then
+    /// counted (negative verdicts) and alerted (safety reports). Returns the
+    /// status, the JSON answer and the events to emit.
+    pub fn feedback(
+        &self,
+        store: &dyn SharedStore,
+        client: &str,
+        body: &[u8],
+        now_ms: u64,
+    ) -> (u16, serde_json::Value, Vec<Event>) {
+        use endpoints::Verdict;
+        let policy = &self.policy.controls.feedback;
+        let error = |status: u16, message: &str| (status, serde_json::json!({ "error": message }), Vec::new());
+        let request = match endpoints::parse_feedback(body, policy.max_body_bytes) {
+            Ok(request) => request,
+            Err(e) => return error(400, &e),
+        };
+        let bucket = endpoints::feedback_bucket(store, client);
+        let counter = endpoints::feedback_counter(bucket, self.ledger.window_ms());
+        if counter.add(store, now_ms, 1).unwrap_or(u64::MAX) > policy.per_client_per_window {
+            return error(429, "too much feedback from this client; try later");
+        }
+        let scopes = match endpoints::scopes_of_response_id(store, &self.registry, &request.response_id) {
+            Ok(scopes) => scopes,
+            Err(e) => return error(404, &e),
+        };
+        let mut events = Vec::new();
+        if request.verdict != Verdict::ThumbsUp {
+            events = self.negative_feedback(store, &scopes, now_ms);
+        }
+        if request.verdict == Verdict::SafetyReport {
+            let scope = scopes
+                .iter()
+                .find(|s| s.kind == ScopeKind::Route)
+                .cloned()
+                .unwrap_or_else(Scope::global);
+            let alert = Alert {
+                severity: Severity::P1,
+                category: request.category.unwrap_or(Category::Safety),
+                scope: scope.label(),
+                reason: "a user filed a safety report".into(),
+                count: 1,
+                sample: String::new(),
+                containment: "none yet: review the answer by its response id".into(),
+            };
+            events.extend(self.alert_for(store, &scope, alert, now_ms));
+        }
+        (202, serde_json::json!({ "accepted": true }), events)
+    }
+
     /// Judges the completed `window` of every scope with a baseline, trips
     /// the levels the policy asks for, raises alerts. Run by one worker per
     /// window (the tick lease holder).

@@ -8,7 +8,7 @@ use super::root::Shared;
 use crate::audit::{to_line, ControlEvent, ExchangeEvent, FindingEvent, Subject};
 use crate::codec::{Fallback, Provider};
 use crate::controls::alerts::Alert;
-use crate::controls::endpoints::{self, Endpoint, Verdict};
+use crate::controls::endpoints::{self, Endpoint};
 use crate::controls::scope::Scope;
 use crate::controls::{Decision, ExchangeRecord, GateAction, Phase};
 use crate::finding::{Category, Severity};
@@ -277,8 +277,9 @@ impl Exchange {
                 self.answer_locally(404, &json(serde_json::json!({"error": "not enabled"})), "endpoint");
             }
             Endpoint::Feedback if method == "POST" => {
-                let (status, answer) = self.feedback(body, now);
-                self.answer_locally(status, &json(answer), "endpoint");
+                let (status, answer, events) = controls.feedback(&ProxyStore, &self.feedback_client, body, now);
+                effects::emit(policy, events, now);
+                self.answer_locally(u32::from(status), &json(answer), "endpoint");
             }
             Endpoint::Unknown => {
                 self.answer_locally(404, &json(serde_json::json!({"error": "no such endpoint"})), "endpoint");
@@ -348,46 +349,6 @@ impl Exchange {
         effects::emit(self.shared.engine.policy(), events, now);
         let text = self.shared.engine.policy().controls.texts.holding.clone();
         self.answer_fallback(&text, "held");
-    }
-
-    /// Validates, rate-limits per client, and counts a feedback report.
-    fn feedback(&mut self, body: &[u8], now: u64) -> (u32, serde_json::Value) {
-        let policy = self.shared.engine.policy();
-        let fb = &policy.controls.feedback;
-        let request = match endpoints::parse_feedback(body, fb.max_body_bytes) {
-            Ok(r) => r,
-            Err(e) => return (400, serde_json::json!({"error": e})),
-        };
-        let bucket = endpoints::feedback_bucket(&ProxyStore, &self.feedback_client);
-        let counter = endpoints::feedback_counter(bucket, self.shared.controls.ledger.window_ms());
-        let used = counter.add(&ProxyStore, now, 1).unwrap_or(u64::MAX);
-        if used > fb.per_client_per_window {
-            return (429, serde_json::json!({"error": "too much feedback from this client; try later"}));
-        }
-        let controls = &self.shared.controls;
-        let scopes = match endpoints::scopes_of_response_id(&ProxyStore, &controls.registry, &request.response_id) {
-            Ok(scopes) => scopes,
-            Err(e) => return (404, serde_json::json!({"error": e})),
-        };
-        if request.verdict == Verdict::ThumbsUp {
-            return (202, serde_json::json!({"accepted": true}));
-        }
-        let mut events = controls.negative_feedback(&ProxyStore, &scopes, now);
-        if request.verdict == Verdict::SafetyReport {
-            let scope = scopes.iter().find(|s| s.kind == ScopeKind::Route).cloned().unwrap_or_else(Scope::global);
-            let alert = Alert {
-                severity: Severity::P1,
-                category: request.category.unwrap_or(Category::Safety),
-                scope: scope.label(),
-                reason: "a user filed a safety report".into(),
-                count: 1,
-                sample: String::new(),
-                containment: "none yet: review the answer by its response id".into(),
-            };
-            events.extend(controls.alert_for(&ProxyStore, &scope, alert, now));
-        }
-        effects::emit(policy, events, now);
-        (202, serde_json::json!({"accepted": true}))
     }
 
     fn record(&mut self, findings: impl IntoIterator<Item = Finding>) {
