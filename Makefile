@@ -60,7 +60,7 @@ FUZZ_SECONDS ?= 60
 # targets run every input three ways), so inputs are capped at 4 KiB; the
 # longer seeds are cut while fuzzing and replayed whole by `make test`.
 FUZZ_ARGS ?= -max_len=4096
-FUZZ_TARGETS := policy sse codec_request codec_response stream_differential normalize json_schema
+FUZZ_TARGETS := policy sse codec_request codec_response stream_differential normalize json_schema endpoints
 
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

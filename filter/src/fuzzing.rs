@@ -735,3 +735,54 @@ pub fn json_schema(data: &[u8]) {
         }
     }
 }
+
+/// The filter's own endpoints: control and feedback bodies and response ids
+/// never panic; an accepted control request applies and reads back as the
+/// level it set; a response id is only accepted when the filter issued it.
+/// The first byte picks which body the rest is.
+pub fn endpoints(data: &[u8]) {
+    use crate::controls::endpoints::{
+        apply_control, ensure_secret, parse_control, parse_feedback, response_id, scopes_of_response_id,
+    };
+    use crate::controls::levels::overrides;
+    use crate::controls::scope::Registry;
+    use crate::ledger::MemoryStore;
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let store = MemoryStore::default();
+    ensure_secret(&store, &PseudonymKey::new(7, 9));
+    match selector % 3 {
+        0 => {
+            if let Ok(request) = parse_control(body) {
+                apply_control(&store, &request, 1_000).expect("a memory store accepts writes");
+                let set = overrides(&store);
+                match request.level {
+                    crate::policy::Level::Normal => assert!(set.iter().all(|o| o.scope != request.scope)),
+                    level => assert!(set.iter().any(|o| o.scope == request.scope && o.level == level)),
+                }
+            }
+        }
+        1 => {
+            let _ = parse_feedback(body, 2_048);
+        }
+        _ => {
+            let registry = Registry::new(4);
+            let text = String::from_utf8_lossy(body);
+            // Whatever the input, only ids this store's secret signed are accepted.
+            if let Ok(scopes) = scopes_of_response_id(&store, &registry, &text) {
+                let reissued = response_id(&store, &scopes, 0);
+                assert!(reissued.starts_with("r1."), "{reissued}");
+                panic!("an id the filter never issued was accepted: {text:?}");
+            }
+            let subject = crate::audit::Subject {
+                tenant: text.chars().take(40).collect(),
+                route: "chat".into(),
+                ..Default::default()
+            };
+            let scopes = registry.scopes_of(&store, &subject);
+            let id = response_id(&store, &scopes, body.len() as u64);
+            assert_eq!(scopes_of_response_id(&store, &registry, &id).as_ref(), Ok(&scopes));
+        }
+    }
+}

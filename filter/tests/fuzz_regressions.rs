@@ -95,3 +95,8 @@ fn normalize_inputs_replay_cleanly() {
 fn json_schema_inputs_replay_cleanly() {
     replay("json_schema", fuzzing::json_schema);
 }
+
+#[test]
+fn endpoints_inputs_replay_cleanly() {
+    replay("endpoints", fuzzing::endpoints);
+}

@@ -501,3 +501,48 @@ fn fail_closed_routes_refuse_malformed_bodies_and_open_ones_pass_them() {
     assert_eq!(closed.response.status, 400);
     assert!(host.shared().traps().is_empty());
 }
+
+#[test]
+fn eight_workers_hammering_through_pushes_keep_exact_counts_and_one_trip() {
+    const PER_WORKER: usize = 40;
+    const ROUNDS: usize = 4;
+    let policy = |round: usize| {
+        json!({"name": format!("p{round}"), "window_secs": 3600, "controls": {"token": TOKEN,
+            "breaker": {"error_rate": 0.5, "min_requests": 600, "scopes": ["global"]}}})
+    };
+    let mut host = start(8, policy(0));
+    let (good, bad) = (chat("acme", 200), chat("acme", 502));
+    for round in 0..ROUNDS {
+        let before = events(&host, "exchange").len();
+        std::thread::scope(|s| {
+            for worker in host.workers_mut() {
+                let (good, bad) = (&good, &bad);
+                s.spawn(move || {
+                    for i in 0..PER_WORKER {
+                        // Three errors in five: over 50% once the volume is there.
+                        worker.run_exchange(if i % 5 < 2 { good } else { bad }, &Chunking::Whole);
+                    }
+                });
+            }
+        });
+        let served = events(&host, "exchange");
+        let names: std::collections::BTreeSet<&str> =
+            served[before..].iter().map(|e| e["policy"].as_str().unwrap()).collect();
+        assert_eq!(names, [format!("p{round}").as_str()].into(), "round {round} served by one whole policy");
+        assert!(host.reconfigure(policy(round + 1).to_string().into_bytes()).unwrap());
+    }
+    let exchanges = events(&host, "exchange");
+    assert_eq!(exchanges.len(), 8 * PER_WORKER * ROUNDS);
+    let forwarded = exchanges.iter().filter(|e| e["outcome"] != "fallback").count() as u64;
+    let opened: Vec<Value> = events(&host, "breaker").into_iter().filter(|e| e["to"] == "open").collect();
+    assert_eq!(opened.len(), 1, "one trip, one transition: {opened:?}");
+    assert!(opened[0]["reason"].as_str().unwrap().contains(" in 600 exchanges"), "{}", opened[0]);
+    // The 600th counted exchange opened it; up to 7 others were already past
+    // the gate on the other workers. After that, the pushes kept it open.
+    assert!((600..=607).contains(&forwarded), "forwarded {forwarded}");
+    let status = body_json(&run(&mut host, 0, &endpoint("GET", "/.rheostat/status", Some(TOKEN), None)));
+    let global = status["scopes"].as_array().unwrap().iter().find(|s| s["scope"] == "global").unwrap().clone();
+    assert_eq!(global["window"]["requests"], forwarded, "no lost update");
+    assert_eq!(global["window"]["contained"], 8 * (PER_WORKER * ROUNDS) as u64 - forwarded);
+    assert_eq!(host.shared().metric("rheostat.requests_total"), Some((8 * PER_WORKER * ROUNDS) as i64), "endpoints are not traffic");
+}
