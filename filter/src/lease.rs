@@ -35,6 +35,17 @@ impl LeaseRecord {
     }
 }
 
+/// Creates the lease key before workers race for it. Envoy ignores the cas
+/// of a key that does not exist yet, so two workers that both found it
+/// missing would both "win", and the later write could even move the record
+/// back to an older period, handing out every period since a second time.
+/// An empty value reads as "nothing claimed yet".
+pub fn ensure(store: &dyn SharedStore, key: &str) {
+    if store.get(key).is_none() {
+        let _ = store.set(key, b"", None);
+    }
+}
+
 /// Tries to claim `period` for `worker`. True when this worker must do the
 /// period's work; false when another worker already holds the period.
 pub fn claim_period(
@@ -95,6 +106,7 @@ mod tests {
     #[test]
     fn racing_workers_get_exactly_one_winner_per_period() {
         let store = MemoryStore::default();
+        ensure(&store, TICK_LEASE_KEY);
         let wins = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| {
             for worker in 0..8 {

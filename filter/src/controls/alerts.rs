@@ -36,9 +36,14 @@ pub fn claim(
     category: Category,
     now_ms: u64,
 ) -> bool {
-    let key = format!("rheostat/alert/{}/{}", scope.key(), category_name(category));
+    let key = dedup_key(scope, category);
     let period = now_ms / (policy.dedup_secs.max(1) * 1000) + 1;
     matches!(claim_period(store, &key, period, 0), Ok(true))
+}
+
+/// The lease key deduplicating alerts of one scope and category.
+pub fn dedup_key(scope: &Scope, category: Category) -> String {
+    format!("rheostat/alert/{}/{}", scope.key(), category_name(category))
 }
 
 pub fn category_name(category: Category) -> &'static str {
@@ -124,6 +129,9 @@ mod tests {
         let store = MemoryStore::default();
         let p = AlertPolicy { dedup_secs: 60, ..AlertPolicy::default() };
         let s = Scope::global();
+        for category in [Category::Privacy, Category::Safety] {
+            crate::lease::ensure(&store, &dedup_key(&s, category));
+        }
         assert!(claim(&store, &p, &s, Category::Privacy, 1_000));
         assert!(!claim(&store, &p, &s, Category::Privacy, 59_000));
         assert!(claim(&store, &p, &s, Category::Safety, 59_000));

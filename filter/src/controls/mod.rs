@@ -139,6 +139,9 @@ impl Controls {
                 self.ledger.ensure(store, &scope.key());
                 breaker::ensure(store, &scope);
                 levels::ensure_trip(store, &scope);
+                for category in CATEGORIES {
+                    crate::lease::ensure(store, &alerts::dedup_key(&scope, category));
+                }
                 bucket::ensure(store, &scope.key(), self.policy.controls.shed.burst, now_ms);
             }
         }

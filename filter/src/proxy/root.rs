@@ -218,6 +218,9 @@ impl RootContext for Root {
         let now_ms = host::now_ms();
         let controls = Controls::new(Rc::new(policy.clone()));
         controls.prepare(&ProxyStore, now_ms);
+        for key in [TICK_LEASE_KEY, WINDOW_LEASE_KEY] {
+            crate::lease::ensure(&ProxyStore, key);
+        }
         let _ = proxy_wasm::hostcalls::set_tick_period(Duration::from_millis(policy.tick_ms));
         host::log(
             LogLevel::Info,
