@@ -2,45 +2,30 @@
 //! Envoy's CAS rules, kept in the object's memory, plus the changes since
 //! the last persist so the object can write only those to its storage.
 //!
-//! A Durable Object runs one request at a time on one thread, so a
-//! `RefCell` is enough: every CAS succeeds on its first try, and the
-//! engine's retry loops cost nothing here.
+//! A Durable Object runs one request at a time on one thread, so every CAS
+//! succeeds on its first try and the engine's retry loops cost nothing here.
 
-use rheostat_filter::ledger::{SharedStore, StoreError};
+use rheostat_filter::ledger::{MemoryStore, SharedStore, StoreError};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Debug, Default)]
-struct Entries {
-    /// The last cas handed out.
-    cas: u32,
-    map: BTreeMap<String, (Vec<u8>, u32)>,
-    /// Keys written since the last [`EdgeStore::take_dirty`].
-    dirty: BTreeSet<String>,
-}
-
-/// Every key of the ledger, in memory.
+/// Every key of the ledger, in memory (the engine's own [`MemoryStore`], so
+/// the CAS rules are the ones the native tests check), plus the keys
+/// written since the last [`EdgeStore::take_dirty`].
 #[derive(Debug, Default)]
 pub struct EdgeStore {
-    inner: RefCell<Entries>,
+    store: MemoryStore,
+    dirty: RefCell<BTreeSet<String>>,
 }
 
 impl SharedStore for EdgeStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        self.inner.borrow().map.get(key).cloned()
+        self.store.get(key)
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        let mut inner = self.inner.borrow_mut();
-        if let (Some(expected), Some((_, stored))) = (cas.filter(|c| *c != 0), inner.map.get(key)) {
-            if expected != *stored {
-                return Err(StoreError::CasMismatch);
-            }
-        }
-        inner.cas = inner.cas.wrapping_add(1).max(1);
-        let cas = inner.cas;
-        inner.map.insert(key.to_string(), (value.to_vec(), cas));
-        inner.dirty.insert(key.to_string());
+        self.store.set(key, value, cas)?;
+        self.dirty.borrow_mut().insert(key.to_string());
         Ok(())
     }
 }
@@ -48,7 +33,7 @@ impl SharedStore for EdgeStore {
 impl EdgeStore {
     /// How many keys the store holds.
     pub fn len(&self) -> usize {
-        self.inner.borrow().map.len()
+        self.store.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -59,12 +44,11 @@ impl EdgeStore {
     /// object of hex strings (`{}` when nothing changed). Values are small
     /// binary records; hex keeps the JavaScript side to `storage.put`.
     pub fn take_dirty(&self) -> String {
-        let mut inner = self.inner.borrow_mut();
-        let dirty = std::mem::take(&mut inner.dirty);
+        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         let out: serde_json::Map<String, serde_json::Value> = dirty
             .into_iter()
             .filter_map(|k| {
-                let hex = to_hex(&inner.map.get(&k)?.0);
+                let hex = to_hex(&self.store.get(&k)?.0);
                 Some((k, serde_json::Value::String(hex)))
             })
             .collect();
@@ -77,16 +61,15 @@ impl EdgeStore {
     pub fn restore(&self, json: &str) -> Result<usize, String> {
         let entries: BTreeMap<String, serde_json::Value> = serde_json::from_str(json)
             .map_err(|e| format!("persisted ledger is not a JSON object: {e}"))?;
-        let mut inner = self.inner.borrow_mut();
         let mut restored = 0;
         for (key, value) in entries {
             let Some(bytes) = value.as_str().and_then(from_hex) else {
                 continue;
             };
-            inner.cas = inner.cas.wrapping_add(1).max(1);
-            let cas = inner.cas;
-            inner.map.insert(key, (bytes, cas));
-            restored += 1;
+            // Straight into the store: what was just loaded is not a change to persist.
+            if self.store.set(&key, &bytes, None).is_ok() {
+                restored += 1;
+            }
         }
         Ok(restored)
     }

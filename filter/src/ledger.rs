@@ -170,6 +170,17 @@ pub struct MemoryStore {
     inner: std::sync::Mutex<Entries>,
 }
 
+impl MemoryStore {
+    /// How many keys the store holds.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).1.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl SharedStore for MemoryStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());

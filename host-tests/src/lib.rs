@@ -53,6 +53,7 @@ pub mod policy_test;
 mod properties;
 mod queue;
 pub mod replay;
+pub mod rng;
 pub mod serve;
 mod shared;
 mod shared_data;

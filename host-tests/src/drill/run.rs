@@ -210,7 +210,7 @@ pub fn run(p: &Prepared<'_>) -> Result<Observation> {
         start_unix_ms,
         token,
         pushed: pushed_levels(&initial),
-        rng: Rng::new(spec.seed),
+        rng: traffic::rng(spec.seed),
         next_worker: 0,
         seq: 0,
         obs: Observation {

@@ -5,55 +5,12 @@
 use super::spec::Template;
 use serde_json::{json, Value};
 
-/// splitmix64: tiny, seedable, and good enough to vary synthetic traffic.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub use crate::rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5eed_d1e1_1000_0001)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A float in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next_u64() % n as u64) as usize
-        }
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        items.get(self.below(items.len()))
-    }
-
-    /// A key of `weights` chosen with probability proportional to its weight.
-    pub fn weighted<'a>(
-        &mut self,
-        weights: &'a std::collections::BTreeMap<String, f64>,
-    ) -> Option<&'a str> {
-        let total: f64 = weights.values().sum();
-        let mut x = self.unit() * total;
-        for (name, w) in weights {
-            if x < *w {
-                return Some(name);
-            }
-            x -= w;
-        }
-        weights.keys().next_back().map(String::as_str)
-    }
+/// A drill's generator: its own salt, so a drill and a benchmark with the
+/// same seed do not replay the same stream.
+pub fn rng(seed: u64) -> Rng {
+    Rng::salted(seed, 0x5eed_d1e1_1000_0001)
 }
 
 const FIRST: [&str; 16] = [
@@ -104,9 +61,9 @@ pub struct Pick {
 impl Pick {
     pub fn new(rng: &mut Rng, t: &Template) -> Pick {
         let mut pick = Pick {
-            tenant: rng.pick(&t.tenants).cloned().unwrap_or_default(),
-            region: rng.pick(&t.regions).cloned().unwrap_or_default(),
-            model: rng.pick(&t.models).cloned().unwrap_or_default(),
+            tenant: rng.choose(&t.tenants).cloned().unwrap_or_default(),
+            region: rng.choose(&t.regions).cloned().unwrap_or_default(),
+            model: rng.choose(&t.models).cloned().unwrap_or_default(),
             prompt: String::new(),
             answer_index: rng.below(t.answers.len().max(1)),
             first: FIRST[rng.below(FIRST.len())],
@@ -114,7 +71,7 @@ impl Pick {
             mail_domain: MAIL_DOMAINS[rng.below(MAIL_DOMAINS.len())],
             n: 1000 + rng.next_u64() % 9000,
         };
-        let prompt = rng.pick(&t.prompts).cloned().unwrap_or_default();
+        let prompt = rng.choose(&t.prompts).cloned().unwrap_or_default();
         pick.prompt = pick.fill(&prompt);
         pick
     }
@@ -226,15 +183,15 @@ mod tests {
 
     #[test]
     fn the_generator_is_deterministic_and_weighted() {
-        let mut a = Rng::new(7);
-        let mut b = Rng::new(7);
+        let mut a = rng(7);
+        let mut b = rng(7);
         assert_eq!(
             (0..10).map(|_| a.next_u64()).collect::<Vec<_>>(),
             (0..10).map(|_| b.next_u64()).collect::<Vec<_>>()
         );
         let weights: std::collections::BTreeMap<String, f64> =
             [("a".to_string(), 9.0), ("b".to_string(), 1.0)].into();
-        let mut rng = Rng::new(1);
+        let mut rng = rng(1);
         let b_count = (0..10_000)
             .filter(|_| rng.weighted(&weights) == Some("b"))
             .count();
