@@ -30,6 +30,8 @@
 //! Opaque events have no parsed fields. At the end of the stream an
 //! unterminated event is emitted as it is, with `terminated == false`.
 
+use std::borrow::Cow;
+
 use memchr::memchr2;
 
 /// Default cap on one event's size: 1 MiB. LLM frames are a few hundred
@@ -112,6 +114,10 @@ impl SseEvent {
 
     /// Parses `raw` whose lines are `lines` (offsets into `raw`).
     fn parse(raw: Vec<u8>, lines: Vec<Line>, terminated: bool) -> SseEvent {
+        let RawEvent { raw, lines, opaque } = RawEvent::new(raw, lines);
+        if let Some(opaque) = opaque {
+            return SseEvent::opaque(raw, opaque, terminated);
+        }
         let mut ev = SseEvent {
             raw,
             event: None,
@@ -123,37 +129,17 @@ impl SseEvent {
             opaque: None,
             lines,
         };
-        let mut data = String::new();
-        let mut has_data = false;
-        for i in 0..ev.lines.len() {
-            let line = ev.lines[i];
-            let Ok(text) = std::str::from_utf8(&ev.raw[line.start..line.content_end]) else {
-                return SseEvent::opaque(ev.raw, Opaque::InvalidUtf8, terminated);
+        for line in &ev.lines {
+            let Some(text) = line.text(&ev.raw) else {
+                continue;
             };
             if let Some(comment) = text.strip_prefix(':') {
                 ev.comments.push(comment.to_string());
                 continue;
             }
-            let (name, value) = match text.find(':') {
-                Some(p) => (
-                    &text[..p],
-                    text[p + 1..].strip_prefix(' ').unwrap_or(&text[p + 1..]),
-                ),
-                None => (text, ""),
-            };
+            let (name, value) = field(text);
             match name {
                 "event" => ev.event = Some(value.to_string()),
-                "data" => {
-                    // The separator goes before every line but the first:
-                    // a trailing one popped at the end would have doubled
-                    // the string's capacity.
-                    if has_data {
-                        data.push('\n');
-                    }
-                    data.push_str(value);
-                    has_data = true;
-                    ev.lines[i].kind = LineKind::Data;
-                }
                 "id" if !value.contains('\0') => ev.id = Some(value.to_string()),
                 "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                     ev.retry = value.parse().ok();
@@ -161,9 +147,7 @@ impl SseEvent {
                 _ => {}
             }
         }
-        if has_data {
-            ev.data = Some(data);
-        }
+        ev.data = data_of(&ev.raw, &ev.lines).map(Cow::into_owned);
         ev
     }
 
@@ -173,13 +157,13 @@ impl SseEvent {
         RawEvent {
             raw: self.raw,
             lines: self.lines,
-            opaque: self.opaque.is_some(),
+            opaque: self.opaque,
         }
     }
 
     /// The `data` field rebuilt from the event's own lines: equal to `data`.
     pub fn rebuild_data(&self) -> Option<String> {
-        data_of(&self.raw, &self.lines)
+        data_of(&self.raw, &self.lines).map(Cow::into_owned)
     }
 
     /// The event type a client dispatches on: the `event` field, or `message`.
@@ -210,46 +194,111 @@ impl SseEvent {
 }
 
 /// An event's exact bytes and its line layout, without the parsed fields:
-/// all a proxy needs to forward an event, rebuild its `data`, or rewrite it
-/// with [`RawEvent::with_data`]. A stream holds about a hundred events in
-/// its hold-back window; this is the smallest form that can still be
-/// rewritten (on wasm32, 40 bytes against an [`SseEvent`]'s ~100).
+/// all a proxy needs to forward an event, read its `event` and `data`,
+/// or rewrite it with [`RawEvent::with_data`]. A stream holds about a
+/// hundred events in its hold-back window; this is the smallest form that
+/// can still be rewritten (on wasm32, 32 bytes against an [`SseEvent`]'s
+/// ~100), and the decoder emits it directly ([`SseDecoder::push_raw`]) so
+/// a stream does not pay for owned copies of fields it only reads once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEvent {
     /// The exact input bytes (as [`SseEvent::raw`]).
     pub raw: Vec<u8>,
     lines: Vec<Line>,
-    opaque: bool,
+    opaque: Option<Opaque>,
 }
 
 impl RawEvent {
+    /// Marks the data lines of an event the decoder cut; one with a line
+    /// that is not UTF-8 is opaque (and keeps no lines, as [`SseEvent`]).
+    fn new(raw: Vec<u8>, mut lines: Vec<Line>) -> RawEvent {
+        for line in &mut lines {
+            let Some(text) = line.text(&raw) else {
+                return RawEvent {
+                    raw,
+                    lines: Vec::new(),
+                    opaque: Some(Opaque::InvalidUtf8),
+                };
+            };
+            // A comment's name is empty, so it is never a data line.
+            if field(text).0 == "data" {
+                line.kind = LineKind::Data;
+            }
+        }
+        RawEvent {
+            raw,
+            lines,
+            opaque: None,
+        }
+    }
+
     /// As [`SseEvent::with_data`].
     pub fn with_data(&self, data: &str) -> Option<Vec<u8>> {
-        (!self.opaque).then(|| with_data(&self.raw, &self.lines, data))
+        self.opaque
+            .is_none()
+            .then(|| with_data(&self.raw, &self.lines, data))
     }
 
     /// The `data` field the event was parsed with, rebuilt from its lines;
     /// `None` for an event without data lines (or opaque).
     pub fn rebuild_data(&self) -> Option<String> {
+        self.data().map(Cow::into_owned)
+    }
+
+    /// As [`RawEvent::rebuild_data`], borrowing the bytes of an event with
+    /// a single data line (nearly every LLM frame).
+    pub fn data(&self) -> Option<Cow<'_, str>> {
         data_of(&self.raw, &self.lines)
+    }
+
+    /// The `event` field, as [`SseEvent::event`].
+    pub fn event(&self) -> Option<&str> {
+        let mut event = None;
+        for line in self.lines.iter().filter(|l| l.kind == LineKind::Other) {
+            if let Some(("event", value)) = line.text(&self.raw).map(field) {
+                event = Some(value);
+            }
+        }
+        event
+    }
+
+    /// Why the event was not parsed, as [`SseEvent::opaque`].
+    pub fn opaque(&self) -> Option<Opaque> {
+        self.opaque
+    }
+}
+
+impl Line {
+    /// The line's content, if it is UTF-8.
+    fn text(self, raw: &[u8]) -> Option<&str> {
+        std::str::from_utf8(&raw[self.start..self.content_end]).ok()
+    }
+}
+
+/// A line's field name and value: the value after the first colon (one
+/// leading space dropped), or empty for a line without a colon.
+fn field(text: &str) -> (&str, &str) {
+    match text.find(':') {
+        Some(p) => (
+            &text[..p],
+            text[p + 1..].strip_prefix(' ').unwrap_or(&text[p + 1..]),
+        ),
+        None => (text, ""),
     }
 }
 
 /// The data lines' values joined with `\n`, exactly as parsing builds `data`.
-fn data_of(raw: &[u8], lines: &[Line]) -> Option<String> {
-    let mut data: Option<String> = None;
+fn data_of<'a>(raw: &'a [u8], lines: &[Line]) -> Option<Cow<'a, str>> {
+    let mut data: Option<Cow<'a, str>> = None;
     for line in lines.iter().filter(|l| l.kind == LineKind::Data) {
-        let text = std::str::from_utf8(&raw[line.start..line.content_end]).ok()?;
-        let value = match text.find(':') {
-            Some(p) => text[p + 1..].strip_prefix(' ').unwrap_or(&text[p + 1..]),
-            None => "",
-        };
+        let value = field(line.text(raw)?).1;
         match &mut data {
             Some(d) => {
+                let d = d.to_mut();
                 d.push('\n');
                 d.push_str(value);
             }
-            None => data = Some(value.to_string()),
+            None => data = Some(Cow::Borrowed(value)),
         }
     }
     data
@@ -464,26 +513,44 @@ impl SseDecoder {
 
     /// Feeds a chunk; appends the events it completes to `out`.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
-        self.buf.extend_from_slice(bytes);
-        self.drain(false, out);
-        self.compact();
+        self.push_into(bytes, out);
+    }
+
+    /// As [`SseDecoder::push`], with the events in their compact form.
+    pub fn push_raw(&mut self, bytes: &[u8], out: &mut Vec<RawEvent>) {
+        self.push_into(bytes, out);
     }
 
     /// Ends the stream: a pending `\r` ends its line, and an unterminated
     /// event is emitted as it is. The decoder is then ready for a new stream.
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
+        self.finish_into(out);
+    }
+
+    /// As [`SseDecoder::finish`], with the events in their compact form.
+    pub fn finish_raw(&mut self, out: &mut Vec<RawEvent>) {
+        self.finish_into(out);
+    }
+
+    fn push_into<S: Sink>(&mut self, bytes: &[u8], out: &mut S) {
+        self.buf.extend_from_slice(bytes);
+        self.drain(false, out);
+        self.compact();
+    }
+
+    fn finish_into<S: Sink>(&mut self, out: &mut S) {
         self.drain(true, out);
         if self.buffered() > 0 {
             let raw = self.take(self.buffered());
             if self.parts > 0 {
-                out.push(SseEvent::opaque(
+                out.opaque(
                     raw,
                     Opaque::Oversized {
                         part: self.parts,
                         last: true,
                     },
                     false,
-                ));
+                );
             } else {
                 let mut lines = std::mem::take(&mut self.lines);
                 if self.line_start < raw.len() {
@@ -494,13 +561,13 @@ impl SseDecoder {
                         kind: LineKind::Other,
                     });
                 }
-                out.push(SseEvent::parse(raw, lines, false));
+                out.event(raw, lines, false);
             }
         }
         *self = SseDecoder::with_max_event_size(self.max);
     }
 
-    fn drain(&mut self, eof: bool, out: &mut Vec<SseEvent>) {
+    fn drain<S: Sink>(&mut self, eof: bool, out: &mut S) {
         loop {
             if !self.bom_checked {
                 let cur = self.current();
@@ -564,16 +631,16 @@ impl SseDecoder {
     }
 
     /// Emits the first `max` bytes of an event known to be longer than `max`.
-    fn cut(&mut self, out: &mut Vec<SseEvent>) {
+    fn cut<S: Sink>(&mut self, out: &mut S) {
         let part = self.take(self.max);
-        out.push(SseEvent::opaque(
+        out.opaque(
             part,
             Opaque::Oversized {
                 part: self.parts,
                 last: false,
             },
             true,
-        ));
+        );
         self.parts += 1;
         self.lines.clear();
         self.scan -= self.max;
@@ -586,43 +653,73 @@ impl SseDecoder {
     }
 
     /// Emits the event that ends at `end` (its blank line included).
-    fn emit(&mut self, mut end: usize, out: &mut Vec<SseEvent>) {
+    fn emit<S: Sink>(&mut self, mut end: usize, out: &mut S) {
         if self.parts == 0 && end <= self.max {
             let raw = self.take(end);
             // A copy of exactly the event's lines; `self.lines` keeps its
             // allocation for the next event.
             let lines = self.lines.clone();
             self.lines.clear();
-            out.push(SseEvent::parse(raw, lines, true));
+            out.event(raw, lines, true);
         } else {
             while end > self.max {
                 let part = self.take(self.max);
-                out.push(SseEvent::opaque(
+                out.opaque(
                     part,
                     Opaque::Oversized {
                         part: self.parts,
                         last: false,
                     },
                     true,
-                ));
+                );
                 self.parts += 1;
                 end -= self.max;
             }
             let part = self.take(end);
-            out.push(SseEvent::opaque(
+            out.opaque(
                 part,
                 Opaque::Oversized {
                     part: self.parts,
                     last: true,
                 },
                 true,
-            ));
+            );
             self.lines.clear();
         }
         self.parts = 0;
         self.scan = 0;
         self.line_start = 0;
         self.line_carried = false;
+    }
+}
+
+/// What the decoder emits events into: parsed [`SseEvent`]s, or the
+/// compact [`RawEvent`]s a stream holds (whether an event was terminated
+/// does not matter to it).
+trait Sink {
+    fn event(&mut self, raw: Vec<u8>, lines: Vec<Line>, terminated: bool);
+    fn opaque(&mut self, raw: Vec<u8>, opaque: Opaque, terminated: bool);
+}
+
+impl Sink for Vec<SseEvent> {
+    fn event(&mut self, raw: Vec<u8>, lines: Vec<Line>, terminated: bool) {
+        self.push(SseEvent::parse(raw, lines, terminated));
+    }
+    fn opaque(&mut self, raw: Vec<u8>, opaque: Opaque, terminated: bool) {
+        self.push(SseEvent::opaque(raw, opaque, terminated));
+    }
+}
+
+impl Sink for Vec<RawEvent> {
+    fn event(&mut self, raw: Vec<u8>, lines: Vec<Line>, _terminated: bool) {
+        self.push(RawEvent::new(raw, lines));
+    }
+    fn opaque(&mut self, raw: Vec<u8>, opaque: Opaque, _terminated: bool) {
+        self.push(RawEvent {
+            raw,
+            lines: Vec::new(),
+            opaque: Some(opaque),
+        });
     }
 }
 
@@ -902,6 +999,20 @@ mod tests {
             let whole = decode_chunks(&[&input], max);
             prop_assert_eq!(&split, &whole);
             prop_assert_eq!(split.iter().flat_map(|e| e.raw.clone()).collect::<Vec<_>>(), input);
+            // The compact events a stream decodes are the parsed ones, minus fields.
+            let mut d = SseDecoder::with_max_event_size(max);
+            let mut raw = Vec::new();
+            for c in &refs {
+                d.push_raw(c, &mut raw);
+            }
+            d.finish_raw(&mut raw);
+            prop_assert_eq!(raw.len(), split.len());
+            for (r, e) in raw.iter().zip(&split) {
+                prop_assert_eq!(r, &e.clone().into_raw());
+                prop_assert_eq!(r.event(), e.event.as_deref());
+                prop_assert_eq!(r.data(), e.data.as_deref().map(Cow::Borrowed));
+                prop_assert_eq!(r.opaque(), e.opaque);
+            }
             for (i, e) in split.iter().enumerate() {
                 prop_assert!(e.raw.len() <= max);
                 prop_assert_eq!(&e.rebuild_data(), &e.data);

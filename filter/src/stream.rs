@@ -22,7 +22,7 @@
 //! * **Byte-faithful.** A frame no redaction touches is sent as its exact
 //!   input bytes. A touched frame keeps every byte except the JSON string
 //!   literals of its changed pieces ([`crate::codec::splice`]) and keeps its
-//!   SSE lines and line endings ([`SseEvent::with_data`]).
+//!   SSE lines and line endings ([`RawEvent::with_data`]).
 //! * **Order.** Frames leave in the order they arrived; a frame waits while
 //!   any of its pieces (or any earlier frame) is still held.
 //! * **Blocking spans never leave.** A span whose detector action is
@@ -54,7 +54,7 @@ use crate::codec::{
     self, BlockStyle, Channel, ChannelEnd, FrameMeta, FrameView, Locator, Provider, StreamCodec,
 };
 use crate::holdback::{redact_str, Holdback, HoldbackConfig, Released, SpanAction, SpanDetector};
-use crate::sse::{RawEvent, SseDecoder, SseEvent, DEFAULT_MAX_EVENT_SIZE};
+use crate::sse::{Opaque, RawEvent, SseDecoder, DEFAULT_MAX_EVENT_SIZE};
 
 /// Default cap on held state per stream: 512 KiB. A typical window of a few
 /// hundred text bytes arrives in ~100 frames of ~250 bytes, so this leaves
@@ -67,6 +67,9 @@ const MAX_FLUSHED_CHANNELS: usize = 1024;
 
 /// Room for decoded events a stream keeps between pushes (see `events`).
 const RETAINED_EVENTS: usize = 8;
+
+/// Bytes of piece text a stream keeps room for between events (see `piece_text`).
+const RETAINED_PIECE_TEXT: usize = 4096;
 
 /// How many findings a stream keeps before counting instead.
 pub const MAX_FINDINGS: usize = 4096;
@@ -206,7 +209,7 @@ struct ChannelState {
 /// metadata an in-band block must echo. Its decoded `data` is rebuilt for the
 /// rare frame that is rewritten, its pieces' text lives in the scanners, and
 /// metadata equal to its predecessor's is not kept twice (see
-/// [`ResponseStream::hold`]). Kept whole, those cost several times the
+/// [`ResponseStream::meta_to_hold`]). Kept whole, those cost several times the
 /// frame's own bytes.
 #[derive(Debug)]
 struct Held {
@@ -218,7 +221,7 @@ struct Held {
     /// String literal of each snapshot and its redacted text (`None`: unchanged).
     snapshots: Box<[(Locator, Option<String>)]>,
     /// `None`: the same as the previous frame's.
-    meta: Option<Box<FrameMeta>>,
+    meta: Option<Box<FrameMeta<'static>>>,
     terminal: bool,
     /// Bytes counted against the cap (as if `data` and the texts were kept,
     /// so the cap's behaviour does not depend on this representation).
@@ -273,8 +276,8 @@ pub struct ResponseStream<D: SpanDetector> {
     /// slot is several hundred bytes of mostly empty options.
     queue: VecDeque<Box<Held>>,
     next_seq: u64,
-    /// The metadata of the last frame queued (see [`Self::hold`]).
-    last_meta: FrameMeta,
+    /// The metadata of the last frame queued (see [`Self::meta_to_hold`]).
+    last_meta: FrameMeta<'static>,
     queue_bytes: usize,
     findings: FindingLog,
     stats: StreamStats,
@@ -283,8 +286,14 @@ pub struct ResponseStream<D: SpanDetector> {
     /// Reused across pushes, but only while small: a chunk carrying
     /// hundreds of events must not leave every open stream holding room
     /// for hundreds of events.
-    events: Vec<SseEvent>,
+    events: Vec<RawEvent>,
     released: Vec<Released>,
+    /// The current event's piece texts, end to end, with each piece's
+    /// channel and end offset: the pieces borrow from the event, which
+    /// must be queued before its pieces are scanned (see [`Self::resolve`]).
+    /// Reused while small, like `events`.
+    piece_text: String,
+    piece_ends: Vec<(Channel, usize)>,
     /// Original text per channel (bounded by `capture_text_bytes`) and
     /// whether it was cut short.
     captured: BTreeMap<Channel, (String, bool)>,
@@ -318,6 +327,8 @@ impl<D: SpanDetector> ResponseStream<D> {
             ended: false,
             events: Vec::new(),
             released: Vec::new(),
+            piece_text: String::new(),
+            piece_ends: Vec::new(),
             captured: BTreeMap::new(),
         }
     }
@@ -329,7 +340,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             return out;
         }
         let mut events = std::mem::take(&mut self.events);
-        self.decoder.push(bytes, &mut events);
+        self.decoder.push_raw(bytes, &mut events);
         for ev in events.drain(..) {
             self.on_event(ev, &mut out);
         }
@@ -337,7 +348,7 @@ impl<D: SpanDetector> ResponseStream<D> {
         out
     }
 
-    fn recycle_events(&mut self, events: Vec<SseEvent>) {
+    fn recycle_events(&mut self, events: Vec<RawEvent>) {
         if events.capacity() <= RETAINED_EVENTS {
             self.events = events;
         }
@@ -351,7 +362,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             return out;
         }
         let mut events = std::mem::take(&mut self.events);
-        self.decoder.finish(&mut events);
+        self.decoder.finish_raw(&mut events);
         for ev in events.drain(..) {
             self.on_event(ev, &mut out);
         }
@@ -433,24 +444,25 @@ impl<D: SpanDetector> ResponseStream<D> {
         self.codec.state().output_tokens
     }
 
-    fn on_event(&mut self, event: SseEvent, out: &mut Vec<u8>) {
+    fn on_event(&mut self, event: RawEvent, out: &mut Vec<u8>) {
         if self.blocked {
             return;
         }
         self.stats.frames += 1;
+        let data = event.data();
         let mut unscannable = false;
-        let view = match event.opaque {
-            Some(crate::sse::Opaque::InvalidUtf8) => {
+        let view = match event.opaque() {
+            Some(Opaque::InvalidUtf8) => {
                 self.stats.invalid_utf8 += 1;
                 unscannable = true;
                 FrameView::default()
             }
-            Some(crate::sse::Opaque::Oversized { .. }) => {
+            Some(Opaque::Oversized { .. }) => {
                 self.stats.oversized_parts += 1;
                 unscannable = true;
                 FrameView::default()
             }
-            None => self.codec.parse(&event),
+            None => self.codec.parse_data(event.event(), data.as_deref()),
         };
         if view.undecodable {
             self.stats.undecodable += 1;
@@ -464,8 +476,16 @@ impl<D: SpanDetector> ResponseStream<D> {
 
         let seq = self.next_seq;
         self.next_seq += 1;
-        let mut snapshots = Vec::with_capacity(view.snapshots.len());
-        for snap in &view.snapshots {
+        let FrameView {
+            pieces,
+            snapshots: snapshot_pieces,
+            ends,
+            terminal,
+            meta,
+            ..
+        } = view;
+        let mut snapshots = Vec::with_capacity(snapshot_pieces.len());
+        for snap in &snapshot_pieces {
             let r = redact_str(&self.detector, self.options.holdback, &snap.text);
             for a in &r.redactions {
                 self.findings.push(StreamFinding {
@@ -480,25 +500,54 @@ impl<D: SpanDetector> ResponseStream<D> {
             snapshots.push(r.changed.then_some(r.text));
         }
         let size = event.raw.len()
-            + event.data.as_ref().map_or(0, String::len)
-            + view.pieces.iter().map(|p| p.text.len()).sum::<usize>()
+            + data.as_ref().map_or(0, |d| d.len())
+            + pieces.iter().map(|p| p.text.len()).sum::<usize>()
             + snapshots.iter().flatten().map(String::len).sum::<usize>();
-        let mut view = view;
-        let pieces: Vec<(Channel, String)> = view
-            .pieces
-            .iter_mut()
-            .map(|p| (p.channel, std::mem::take(&mut p.text)))
-            .collect();
-        let ends = std::mem::take(&mut view.ends);
-        let held = self.hold(event, view, snapshots, size);
+        let mut text = std::mem::take(&mut self.piece_text);
+        let mut piece_ends = std::mem::take(&mut self.piece_ends);
+        text.clear();
+        piece_ends.clear();
+        for p in &pieces {
+            text.push_str(&p.text);
+            piece_ends.push((p.channel, text.len()));
+        }
+        let held = Box::new(Held {
+            slots: pieces
+                .iter()
+                .map(|p| Slot {
+                    channel: p.channel,
+                    locator: p.locator,
+                    released: None,
+                })
+                .collect(),
+            pending: pieces.len(),
+            snapshots: snapshot_pieces
+                .iter()
+                .map(|s| s.locator)
+                .zip(snapshots)
+                .collect(),
+            meta: self.meta_to_hold(meta),
+            terminal,
+            size,
+            event: {
+                // The pieces borrow from the event: let them go before it moves.
+                drop(pieces);
+                drop(snapshot_pieces);
+                drop(data);
+                event
+            },
+        });
         self.queue.push_back(held);
         self.queue_bytes += size;
 
-        for (slot, (channel, text)) in pieces.into_iter().enumerate() {
+        let mut start = 0;
+        for (slot, &(channel, end)) in piece_ends.iter().enumerate() {
+            let text = &text[start..end];
+            start = end;
             if self.options.capture_text_bytes > 0 {
                 let kept = self.captured.entry(channel).or_default();
                 if kept.0.len() + text.len() <= self.options.capture_text_bytes {
-                    kept.0.push_str(&text);
+                    kept.0.push_str(text);
                 } else {
                     kept.1 = true;
                 }
@@ -519,8 +568,12 @@ impl<D: SpanDetector> ResponseStream<D> {
             state.pushed += text.len();
             state
                 .scanner
-                .push(&self.detector, &text, &mut self.released);
+                .push(&self.detector, text, &mut self.released);
             self.resolve(channel);
+        }
+        if text.capacity() <= RETAINED_PIECE_TEXT {
+            self.piece_text = text;
+            self.piece_ends = piece_ends;
         }
         for end in ends {
             let matching: Vec<Channel> = self
@@ -541,45 +594,18 @@ impl<D: SpanDetector> ResponseStream<D> {
         self.enforce_cap(out);
     }
 
-    /// The compact queue entry for a frame (see [`Held`]). Its metadata is
-    /// kept only when it differs from the previous frame's: frames are
-    /// observed in queue order, so observing the same metadata right after
-    /// its twin would change nothing.
-    fn hold(
-        &mut self,
-        event: SseEvent,
-        view: FrameView,
-        snapshots: Vec<Option<String>>,
-        size: usize,
-    ) -> Box<Held> {
-        let meta = if view.meta == self.last_meta {
+    /// A frame's metadata as its queue entry keeps it (see [`Held`]): only
+    /// when it differs from the previous frame's, since frames are observed
+    /// in queue order and observing the same metadata right after its twin
+    /// would change nothing. The comparison is on the borrowed strings, so
+    /// the usual frame, which repeats its predecessor's, copies none.
+    fn meta_to_hold(&mut self, meta: FrameMeta<'_>) -> Option<Box<FrameMeta<'static>>> {
+        if meta == self.last_meta {
             None
         } else {
-            self.last_meta = view.meta;
+            self.last_meta = meta.into_owned();
             Some(Box::new(self.last_meta.clone()))
-        };
-        Box::new(Held {
-            event: event.into_raw(),
-            slots: view
-                .pieces
-                .iter()
-                .map(|p| Slot {
-                    channel: p.channel,
-                    locator: p.locator,
-                    released: None,
-                })
-                .collect(),
-            pending: view.pieces.len(),
-            snapshots: view
-                .snapshots
-                .iter()
-                .map(|s| s.locator)
-                .zip(snapshots)
-                .collect(),
-            meta,
-            terminal: view.terminal,
-            size,
-        })
+        }
     }
 
     /// Sends the complete frames at the front of the queue — unless a
@@ -811,7 +837,7 @@ pub fn rewrite_json_response_with<D: SpanDetector + ?Sized>(
 mod tests {
     use super::*;
     use crate::holdback::testing::{Both, DigitRunDetector, WordDetector};
-    use crate::sse::encode_event;
+    use crate::sse::{encode_event, SseEvent};
     use proptest::prelude::*;
 
     /// Words `secret` (tag 0) and `hunter2` (tag 1), and runs of 4–16 digits (tag 100).
@@ -1533,7 +1559,7 @@ mod tests {
                 // A frame whose texts came out unchanged is the input bytes.
                 let (va, vb) = (codec.parse(a), codec.parse(b));
                 let texts = |v: &FrameView| {
-                    v.pieces.iter().chain(&v.snapshots).map(|p| p.text.clone()).collect::<Vec<_>>()
+                    v.pieces.iter().chain(&v.snapshots).map(|p| p.text.to_string()).collect::<Vec<_>>()
                 };
                 if texts(&va) == texts(&vb) {
                     prop_assert_eq!(&a.raw, &b.raw);

@@ -167,65 +167,59 @@ pub(super) fn parse_response(base: &str, root: &Obj<'_>, view: &mut ResponseView
     }
 }
 
-pub(super) fn parse_frame(event_name: Option<&str>, data: &str) -> FrameView {
+pub(super) fn parse_frame<'a>(event_name: Option<&str>, data: &'a str) -> FrameView<'a> {
     let mut view = FrameView::default();
-    let Some(root) = json::parse_obj(data) else {
+    let keys = ["type", "index", "message", "content_block", "delta"];
+    let Some([kind, index, message, content_block, delta]) = json::pick(data, keys) else {
         view.undecodable = true;
         return view;
     };
-    let kind = root
-        .str("type")
-        .or_else(|| event_name.map(str::to_string))
-        .unwrap_or_default();
-    let index = root.u32("index").unwrap_or(0);
-    match kind.as_str() {
+    let kind = kind.and_then(json::cow);
+    let kind = kind.as_deref().or(event_name).unwrap_or_default();
+    let index = index.and_then(|r| r.get().parse().ok()).unwrap_or(0);
+    match kind {
         "message_start" => {
-            if let Some(msg) = root.obj("message") {
-                view.meta.id = msg.str("id");
-                view.meta.model = msg.str("model");
-                for (i, b) in msg
-                    .arr("content")
-                    .unwrap_or_default()
-                    .into_iter()
-                    .enumerate()
-                {
-                    if let Some(t) = json::obj(b).and_then(|b| b.get("text")) {
-                        view.snapshot(data, t, Channel::new(i as u32, 0, ChannelKind::Text));
-                    }
+            if let Some([id, model, content]) =
+                message.and_then(|m| json::pick_raw(m, ["id", "model", "content"]))
+            {
+                view.meta.id = id.and_then(json::cow);
+                view.meta.model = model.and_then(json::cow);
+                if let Some(content) = content {
+                    json::each(content, |i, b| {
+                        if let Some(t) = json::pick_raw(b, ["text"]).and_then(|[t]| t) {
+                            view.snapshot(data, t, Channel::new(i as u32, 0, ChannelKind::Text));
+                        }
+                    });
                 }
             }
             view.meta.started = true;
         }
         "content_block_start" => {
-            if let Some(block) = root.obj("content_block") {
-                if let Some(t) = block.get("text") {
+            if let Some([text, thinking]) =
+                content_block.and_then(|b| json::pick_raw(b, ["text", "thinking"]))
+            {
+                if let Some(t) = text {
                     view.piece(data, t, Channel::new(index, 0, ChannelKind::Text));
                 }
-                if let Some(t) = block.get("thinking") {
+                if let Some(t) = thinking {
                     view.piece(data, t, Channel::new(index, 0, ChannelKind::Reasoning));
                 }
             }
             view.meta.opened.push(index);
         }
         "content_block_delta" => {
-            if let Some(delta) = root.obj("delta") {
-                match delta.str("type").as_deref() {
-                    Some("text_delta") => {
-                        if let Some(t) = delta.get("text") {
-                            view.piece(data, t, Channel::new(index, 0, ChannelKind::Text));
-                        }
-                    }
-                    Some("input_json_delta") => {
-                        if let Some(t) = delta.get("partial_json") {
-                            view.piece(data, t, Channel::new(index, 0, ChannelKind::ToolArguments));
-                        }
-                    }
-                    Some("thinking_delta") => {
-                        if let Some(t) = delta.get("thinking") {
-                            view.piece(data, t, Channel::new(index, 0, ChannelKind::Reasoning));
-                        }
-                    }
-                    _ => {}
+            let keys = ["type", "text", "partial_json", "thinking"];
+            if let Some([kind, text, partial_json, thinking]) =
+                delta.and_then(|d| json::pick_raw(d, keys))
+            {
+                let (t, kind) = match kind.and_then(json::cow).as_deref() {
+                    Some("text_delta") => (text, ChannelKind::Text),
+                    Some("input_json_delta") => (partial_json, ChannelKind::ToolArguments),
+                    Some("thinking_delta") => (thinking, ChannelKind::Reasoning),
+                    _ => (None, ChannelKind::Text),
+                };
+                if let Some(t) = t {
+                    view.piece(data, t, Channel::new(index, 0, kind));
                 }
             }
         }
@@ -454,10 +448,8 @@ mod tests {
         );
     }
 
-    fn parse(name: &str, data: &str) -> FrameView {
-        let mut out = Vec::new();
-        SseDecoder::new().push(&crate::sse::encode_event(Some(name), data), &mut out);
-        StreamCodec::new(Provider::Anthropic).parse(&out[0])
+    fn parse<'a>(name: &str, data: &'a str) -> FrameView<'a> {
+        StreamCodec::new(Provider::Anthropic).parse_data(Some(name), Some(data))
     }
 
     #[test]

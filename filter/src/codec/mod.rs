@@ -26,6 +26,7 @@ pub mod anthropic;
 pub mod openai_chat;
 pub mod openai_responses;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::value::RawValue;
@@ -206,7 +207,7 @@ impl RequestView {
             Some(Ok((text, locator))) => self.segments.push(TextSegment {
                 role: role.to_string(),
                 kind,
-                text,
+                text: text.into_owned(),
                 locator,
                 path,
             }),
@@ -280,7 +281,7 @@ impl ResponseView {
         match json::text(base, raw) {
             Some(Ok((text, locator))) => self.segments.push(ResponseSegment {
                 channel,
-                text,
+                text: text.into_owned(),
                 locator,
                 path,
             }),
@@ -292,11 +293,11 @@ impl ResponseView {
 
 /// A piece of a channel's text carried by one stream frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FramePiece {
+pub struct FramePiece<'a> {
     /// Its channel.
     pub channel: Channel,
-    /// The decoded piece.
-    pub text: String,
+    /// The decoded piece: borrowed from the event's data unless it has escapes.
+    pub text: Cow<'a, str>,
     /// Where its string literal is in the event's data.
     pub locator: Locator,
 }
@@ -315,17 +316,19 @@ pub enum ChannelEnd {
 /// Facts a frame reveals that an in-band block must echo (ids, model,
 /// sequence numbers) or respect (which choices and blocks are open). The
 /// stream applies them when the frame is *sent*, so a block never refers to
-/// frames it dropped.
+/// frames it dropped. Its strings borrow from the event's data while the
+/// frame is parsed: nearly every frame repeats its predecessor's, and only
+/// a changed one is kept ([`FrameMeta::into_owned`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FrameMeta {
+pub struct FrameMeta<'a> {
     /// Response / message / completion id.
-    pub id: Option<String>,
+    pub id: Option<Cow<'a, str>>,
     /// Model name.
-    pub model: Option<String>,
+    pub model: Option<Cow<'a, str>>,
     /// `created` / `created_at`.
     pub created: Option<u64>,
     /// OpenAI `system_fingerprint`.
-    pub system_fingerprint: Option<String>,
+    pub system_fingerprint: Option<Cow<'a, str>>,
     /// OpenAI Responses `sequence_number`.
     pub sequence_number: Option<u64>,
     /// Choices or content blocks this frame opens.
@@ -338,14 +341,32 @@ pub struct FrameMeta {
     pub output_tokens: Option<u64>,
 }
 
-/// What one stream frame holds.
+impl FrameMeta<'_> {
+    /// The same facts, owning their strings.
+    pub fn into_owned(self) -> FrameMeta<'static> {
+        let own = |s: Option<Cow<'_, str>>| s.map(|s| Cow::Owned(s.into_owned()));
+        FrameMeta {
+            id: own(self.id),
+            model: own(self.model),
+            created: self.created,
+            system_fingerprint: own(self.system_fingerprint),
+            sequence_number: self.sequence_number,
+            opened: self.opened,
+            closed: self.closed,
+            started: self.started,
+            output_tokens: self.output_tokens,
+        }
+    }
+}
+
+/// What one stream frame holds; its texts borrow from the event's data.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FrameView {
+pub struct FrameView<'a> {
     /// Pieces of streamed text (deltas), in document order.
-    pub pieces: Vec<FramePiece>,
+    pub pieces: Vec<FramePiece<'a>>,
     /// Full-text repeats of a channel (OpenAI Responses `*.done`, `response.completed`):
     /// to be redacted as a whole so they agree with the streamed pieces.
-    pub snapshots: Vec<FramePiece>,
+    pub snapshots: Vec<FramePiece<'a>>,
     /// Channels this frame closes (applied after its pieces).
     pub ends: Vec<ChannelEnd>,
     /// The frame ends the stream (`[DONE]`, `message_stop`, `response.completed`, an error).
@@ -353,11 +374,11 @@ pub struct FrameView {
     /// The data is not JSON, or holds a string that cannot be decoded.
     pub undecodable: bool,
     /// Facts for in-band blocks.
-    pub meta: FrameMeta,
+    pub meta: FrameMeta<'a>,
 }
 
-impl FrameView {
-    fn piece(&mut self, data: &str, raw: &RawValue, channel: Channel) {
+impl<'a> FrameView<'a> {
+    fn piece(&mut self, data: &str, raw: &'a RawValue, channel: Channel) {
         match json::text(data, raw) {
             Some(Ok((text, locator))) => self.pieces.push(FramePiece {
                 channel,
@@ -369,7 +390,7 @@ impl FrameView {
         }
     }
 
-    fn snapshot(&mut self, data: &str, raw: &RawValue, channel: Channel) {
+    fn snapshot(&mut self, data: &str, raw: &'a RawValue, channel: Channel) {
         match json::text(data, raw) {
             Some(Ok((text, locator))) => self.snapshots.push(FramePiece {
                 channel,
@@ -455,16 +476,19 @@ impl StreamCodec {
 
     /// Parses one event. Never fails: an event it does not understand has
     /// no pieces.
-    pub fn parse(&self, event: &SseEvent) -> FrameView {
-        let Some(data) = event.data.as_deref() else {
+    pub fn parse<'a>(&self, event: &'a SseEvent) -> FrameView<'a> {
+        self.parse_data(event.event.as_deref(), event.data.as_deref())
+    }
+
+    /// [`StreamCodec::parse`] on an event's `event` and `data` fields.
+    pub fn parse_data<'a>(&self, event: Option<&str>, data: Option<&'a str>) -> FrameView<'a> {
+        let Some(data) = data else {
             return FrameView::default();
         };
         let mut view = match self.provider {
             Provider::OpenAiChat => openai_chat::parse_frame(data),
-            Provider::OpenAiResponses => {
-                openai_responses::parse_frame(event.event.as_deref(), data)
-            }
-            Provider::Anthropic => anthropic::parse_frame(event.event.as_deref(), data),
+            Provider::OpenAiResponses => openai_responses::parse_frame(event, data),
+            Provider::Anthropic => anthropic::parse_frame(event, data),
             Provider::Unknown => FrameView::default(),
         };
         view.meta.output_tokens = reported_output_tokens(data);
@@ -472,20 +496,21 @@ impl StreamCodec {
     }
 
     /// Records what a frame revealed, once it has been sent.
-    pub fn observe(&mut self, meta: &FrameMeta) {
+    pub fn observe(&mut self, meta: &FrameMeta<'_>) {
         let s = &mut self.state;
-        if meta.id.is_some() {
-            s.id.clone_from(&meta.id);
-        }
-        if meta.model.is_some() {
-            s.model.clone_from(&meta.model);
-        }
+        let keep = |to: &mut Option<String>, from: &Option<Cow<'_, str>>| {
+            if let Some(from) = from {
+                let to = to.get_or_insert_with(String::new);
+                to.clear();
+                to.push_str(from);
+            }
+        };
+        keep(&mut s.id, &meta.id);
+        keep(&mut s.model, &meta.model);
         if meta.created.is_some() {
             s.created = meta.created;
         }
-        if meta.system_fingerprint.is_some() {
-            s.system_fingerprint.clone_from(&meta.system_fingerprint);
-        }
+        keep(&mut s.system_fingerprint, &meta.system_fingerprint);
         if meta.sequence_number.is_some() {
             s.sequence_number = meta.sequence_number;
         }
@@ -522,12 +547,19 @@ pub fn reported_output_tokens(data: &str) -> Option<u64> {
     if !data.contains("\"usage\"") {
         return None;
     }
-    let root = json::parse_obj(data)?;
-    let usage = root
-        .obj("usage")
-        .or_else(|| root.obj("message")?.obj("usage"))
-        .or_else(|| root.obj("response")?.obj("usage"))?;
-    usage.u64("completion_tokens").or_else(|| usage.u64("output_tokens"))
+    fn counts(usage: &RawValue) -> Option<[Option<&RawValue>; 2]> {
+        json::pick_raw(usage, ["completion_tokens", "output_tokens"])
+    }
+    fn nested(outer: Option<&RawValue>) -> Option<[Option<&RawValue>; 2]> {
+        counts(json::pick_raw(outer?, ["usage"])?[0]?)
+    }
+    let [usage, message, response] = json::pick(data, ["usage", "message", "response"])?;
+    let [completion, output] = usage
+        .and_then(counts)
+        .or_else(|| nested(message))
+        .or_else(|| nested(response))?;
+    let count = |r: Option<&RawValue>| r?.get().parse().ok();
+    count(completion).or_else(|| count(output))
 }
 
 /// Why a request body could not be read.
@@ -747,17 +779,55 @@ pub fn fallback_sse(provider: Provider, fallback: &Fallback<'_>) -> Vec<u8> {
 /// key/raw-value lists, arrays as raw-value lists, and the byte span of any
 /// value inside the document it was parsed from.
 pub(crate) mod json {
+    use std::borrow::Cow;
     use std::fmt;
+    use std::marker::PhantomData;
 
-    use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+    use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
     use serde_json::value::RawValue;
 
     use super::Locator;
 
+    /// A decoded JSON string: borrowed from the document unless it has
+    /// escapes. Stream frames are parsed one level at a time, so owning
+    /// every key and text would cost an allocation per key per level.
+    pub struct Str<'a>(pub Cow<'a, str>);
+
+    impl<'de> Deserialize<'de> for Str<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Str<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a JSON string")
+                }
+                fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Borrowed(s)))
+                }
+                fn visit_str<E>(self, s: &str) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(s.to_owned())))
+                }
+                fn visit_string<E>(self, s: String) -> Result<Str<'de>, E> {
+                    Ok(Str(Cow::Owned(s)))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    /// Runs `seed` over the whole of `s` as `serde_json::from_str` would
+    /// (trailing characters other than whitespace are an error).
+    fn from_str_seed<'a, S: DeserializeSeed<'a>>(s: &'a str, seed: S) -> Option<S::Value> {
+        let mut de = serde_json::Deserializer::from_str(s);
+        let value = seed.deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        Some(value)
+    }
+
     /// A JSON object whose values are still raw text. Duplicate keys: the last wins.
     #[derive(Debug, Default)]
     pub struct Obj<'a> {
-        entries: Vec<(String, &'a RawValue)>,
+        entries: Vec<(Cow<'a, str>, &'a RawValue)>,
     }
 
     impl<'de> Deserialize<'de> for Obj<'de> {
@@ -770,7 +840,7 @@ pub(crate) mod json {
                 }
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Obj<'de>, A::Error> {
                     let mut entries = Vec::new();
-                    while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    while let Some((Str(k), v)) = map.next_entry::<Str<'de>, &'de RawValue>()? {
                         entries.push((k, v));
                     }
                     Ok(Obj { entries })
@@ -791,11 +861,15 @@ pub(crate) mod json {
         pub fn is_empty(&self) -> bool {
             self.entries.is_empty()
         }
-        pub fn entries(&self) -> &[(String, &'a RawValue)] {
+        pub fn entries(&self) -> &[(Cow<'a, str>, &'a RawValue)] {
             &self.entries
         }
         pub fn str(&self, key: &str) -> Option<String> {
             self.get(key).and_then(string)
+        }
+        /// As [`Obj::str`], without copying a string that has no escapes.
+        pub fn cow(&self, key: &str) -> Option<Cow<'a, str>> {
+            self.get(key).and_then(cow)
         }
         pub fn obj(&self, key: &str) -> Option<Obj<'a>> {
             self.get(key).and_then(obj)
@@ -816,10 +890,6 @@ pub(crate) mod json {
                 _ => None,
             }
         }
-        /// True when `key` is present and not `null`.
-        pub fn non_null(&self, key: &str) -> bool {
-            self.get(key).is_some_and(|r| r.get() != "null")
-        }
     }
 
     pub fn obj(raw: &RawValue) -> Option<Obj<'_>> {
@@ -833,6 +903,106 @@ pub(crate) mod json {
         serde_json::from_str(s).ok()
     }
 
+    /// The values of `keys` in the JSON object `s` (`None` where absent; the
+    /// last of duplicate keys wins), or `None` when `s` is not a JSON object —
+    /// exactly what [`parse_obj`] followed by [`Obj::get`] for each key
+    /// gives, without building the entry list. The hot path of stream
+    /// frames, which look up a handful of keys per level.
+    pub fn pick<'a, const N: usize>(
+        s: &'a str,
+        keys: [&str; N],
+    ) -> Option<[Option<&'a RawValue>; N]> {
+        struct Pick<'k, 'a, const N: usize> {
+            keys: [&'k str; N],
+            found: PhantomData<&'a ()>,
+        }
+        impl<'de, const N: usize> DeserializeSeed<'de> for Pick<'_, 'de, N> {
+            type Value = [Option<&'de RawValue>; N];
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_map(self)
+            }
+        }
+        impl<'de, const N: usize> Visitor<'de> for Pick<'_, 'de, N> {
+            type Value = [Option<&'de RawValue>; N];
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut found = [None; N];
+                while let Some(Str(k)) = map.next_key::<Str<'de>>()? {
+                    // Every value is read as raw text, wanted or not, so a
+                    // document is accepted or rejected exactly as `Obj` would.
+                    let v: &'de RawValue = map.next_value()?;
+                    if let Some(i) = self.keys.iter().position(|key| *key == k) {
+                        found[i] = Some(v);
+                    }
+                }
+                Ok(found)
+            }
+        }
+        if !s.trim_start().starts_with('{') {
+            return None;
+        }
+        from_str_seed(
+            s,
+            Pick {
+                keys,
+                found: PhantomData,
+            },
+        )
+    }
+
+    /// [`pick`] on a raw value.
+    pub fn pick_raw<'a, const N: usize>(
+        raw: &'a RawValue,
+        keys: [&str; N],
+    ) -> Option<[Option<&'a RawValue>; N]> {
+        pick(raw.get(), keys)
+    }
+
+    /// Calls `f` with the position and raw text of each element of the JSON
+    /// array `raw`, in order, without collecting them; nothing when `raw` is
+    /// not an array. `raw` was read by `serde_json` already, so it is valid
+    /// JSON and the walk cannot stop part way: `f` sees all the elements
+    /// [`arr`] would return, or none.
+    pub fn each<'a>(raw: &'a RawValue, f: impl FnMut(usize, &'a RawValue)) {
+        struct Each<'a, F> {
+            f: F,
+            seen: PhantomData<&'a ()>,
+        }
+        impl<'de, F: FnMut(usize, &'de RawValue)> DeserializeSeed<'de> for Each<'de, F> {
+            type Value = ();
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_seq(self)
+            }
+        }
+        impl<'de, F: FnMut(usize, &'de RawValue)> Visitor<'de> for Each<'de, F> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+                let mut i = 0;
+                while let Some(v) = seq.next_element::<&'de RawValue>()? {
+                    (self.f)(i, v);
+                    i += 1;
+                }
+                Ok(())
+            }
+        }
+        let s = raw.get();
+        if !s.trim_start().starts_with('[') {
+            return;
+        }
+        let _ = from_str_seed(
+            s,
+            Each {
+                f,
+                seen: PhantomData,
+            },
+        );
+    }
+
     pub fn arr(raw: &RawValue) -> Option<Vec<&RawValue>> {
         let s = raw.get();
         if !s.trim_start().starts_with('[') {
@@ -843,23 +1013,28 @@ pub(crate) mod json {
 
     /// The value if it is a decodable JSON string.
     pub fn string(raw: &RawValue) -> Option<String> {
+        cow(raw).map(Cow::into_owned)
+    }
+
+    /// The value if it is a decodable JSON string, borrowed when it has no escapes.
+    pub fn cow(raw: &RawValue) -> Option<Cow<'_, str>> {
         if !raw.get().starts_with('"') {
             return None;
         }
-        serde_json::from_str(raw.get()).ok()
+        serde_json::from_str::<Str<'_>>(raw.get()).ok().map(|s| s.0)
     }
 
     /// `None` if not a string; `Some(Err)` if a string that does not decode.
-    #[allow(clippy::result_unit_err)]
-    pub fn text(base: &str, raw: &RawValue) -> Option<Result<(String, Locator), ()>> {
+    #[allow(clippy::result_unit_err, clippy::type_complexity)]
+    pub fn text<'a>(base: &str, raw: &'a RawValue) -> Option<Result<(Cow<'a, str>, Locator), ()>> {
         if !raw.get().starts_with('"') {
             return None;
         }
         let Some(loc) = locate(base, raw) else {
             return Some(Err(()));
         };
-        match serde_json::from_str::<String>(raw.get()) {
-            Ok(s) => Some(Ok((s, loc))),
+        match serde_json::from_str::<Str<'a>>(raw.get()) {
+            Ok(s) => Some(Ok((s.0, loc))),
             Err(_) => Some(Err(())),
         }
     }

@@ -198,79 +198,93 @@ pub(super) fn parse_response(base: &str, root: &Obj<'_>, view: &mut ResponseView
 }
 
 /// One `chat.completion.chunk` (or `[DONE]`, or an in-band `error`).
-pub(super) fn parse_frame(data: &str) -> FrameView {
+pub(super) fn parse_frame(data: &str) -> FrameView<'_> {
     let mut view = FrameView::default();
     if data.trim() == "[DONE]" {
         view.terminal = true;
         view.ends.push(ChannelEnd::All);
         return view;
     }
-    let Some(root) = json::parse_obj(data) else {
+    let keys = ["error", "id", "model", "created", "system_fingerprint", "choices"];
+    let Some([error, id, model, created, fingerprint, choices]) = json::pick(data, keys) else {
         view.undecodable = true;
         return view;
     };
-    if root.non_null("error") {
+    if error.is_some_and(|e| e.get() != "null") {
         view.terminal = true;
         view.ends.push(ChannelEnd::All);
         return view;
     }
-    view.meta.id = root.str("id");
-    view.meta.model = root.str("model");
-    view.meta.created = root.u64("created");
-    view.meta.system_fingerprint = root.str("system_fingerprint");
-    for (pos, c) in root
-        .arr("choices")
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
+    view.meta.id = id.and_then(json::cow);
+    view.meta.model = model.and_then(json::cow);
+    view.meta.created = created.and_then(|r| r.get().parse().ok());
+    view.meta.system_fingerprint = fingerprint.and_then(json::cow);
+    if let Some(choices) = choices {
+        json::each(choices, |pos, c| frame_choice(&mut view, data, pos, c));
+    }
+    view
+}
+
+/// One element of a chunk's `choices`.
+fn frame_choice<'a>(view: &mut FrameView<'a>, data: &str, pos: usize, choice: &'a RawValue) {
+    let Some([index, delta, finish]) = json::pick_raw(choice, ["index", "delta", "finish_reason"])
+    else {
+        return;
+    };
+    let idx = index
+        .and_then(|r| r.get().parse().ok())
+        .unwrap_or(pos as u32);
+    view.meta.opened.push(idx);
+    let delta_keys = [
+        "content",
+        "refusal",
+        "reasoning_content",
+        "reasoning",
+        "tool_calls",
+        "function_call",
+    ];
+    if let Some([content, refusal, reasoning_content, reasoning, tool_calls, function_call]) =
+        delta.and_then(|d| json::pick_raw(d, delta_keys))
     {
-        let Some(choice) = json::obj(c) else { continue };
-        let idx = choice.u32("index").unwrap_or(pos as u32);
-        view.meta.opened.push(idx);
-        if let Some(delta) = choice.obj("delta") {
-            if let Some(t) = delta.get("content") {
-                view.piece(data, t, Channel::new(idx, 0, ChannelKind::Text));
-            }
-            if let Some(t) = delta.get("refusal") {
-                view.piece(data, t, Channel::new(idx, 0, ChannelKind::Refusal));
-            }
-            for key in ["reasoning_content", "reasoning"] {
-                if let Some(t) = delta.get(key) {
-                    view.piece(data, t, Channel::new(idx, 0, ChannelKind::Reasoning));
-                }
-            }
-            for (k, call) in delta
-                .arr("tool_calls")
-                .unwrap_or_default()
-                .into_iter()
-                .enumerate()
-            {
-                let Some(call) = json::obj(call) else {
-                    continue;
+        if let Some(t) = content {
+            view.piece(data, t, Channel::new(idx, 0, ChannelKind::Text));
+        }
+        if let Some(t) = refusal {
+            view.piece(data, t, Channel::new(idx, 0, ChannelKind::Refusal));
+        }
+        for t in [reasoning_content, reasoning].into_iter().flatten() {
+            view.piece(data, t, Channel::new(idx, 0, ChannelKind::Reasoning));
+        }
+        let arguments = |f: &'a RawValue| json::pick_raw(f, ["arguments"])?[0];
+        if let Some(calls) = tool_calls {
+            json::each(calls, |k, call| {
+                let Some([index, function]) = json::pick_raw(call, ["index", "function"]) else {
+                    return;
                 };
-                let sub = call.u32("index").unwrap_or(k as u32);
-                if let Some(args) = call.obj("function").and_then(|f| f.get("arguments")) {
+                let sub = index
+                    .and_then(|r| r.get().parse().ok())
+                    .unwrap_or(k as u32);
+                if let Some(args) = function.and_then(arguments) {
                     view.piece(
                         data,
                         args,
                         Channel::new(idx, sub, ChannelKind::ToolArguments),
                     );
                 }
-            }
-            if let Some(args) = delta.obj("function_call").and_then(|f| f.get("arguments")) {
-                view.piece(
-                    data,
-                    args,
-                    Channel::new(idx, LEGACY_FUNCTION_CALL, ChannelKind::ToolArguments),
-                );
-            }
+            });
         }
-        if choice.non_null("finish_reason") {
-            view.ends.push(ChannelEnd::Index(idx));
-            view.meta.closed.push(idx);
+        if let Some(args) = function_call.and_then(arguments) {
+            view.piece(
+                data,
+                args,
+                Channel::new(idx, LEGACY_FUNCTION_CALL, ChannelKind::ToolArguments),
+            );
         }
     }
-    view
+    if finish.is_some_and(|r| r.get() != "null") {
+        view.ends.push(ChannelEnd::Index(idx));
+        view.meta.closed.push(idx);
+    }
 }
 
 fn chunk_head(id: &str, created: u64, model: &str, fingerprint: Option<&str>) -> String {
@@ -507,11 +521,8 @@ mod tests {
         assert_eq!(view.model.as_deref(), Some("gpt-4o-2024-08-06"));
     }
 
-    fn frame(data: &str) -> FrameView {
-        let mut out = Vec::new();
-        let mut d = SseDecoder::new();
-        d.push(crate::sse::encode_event(None, data).as_slice(), &mut out);
-        StreamCodec::new(Provider::OpenAiChat).parse(&out[0])
+    fn frame(data: &str) -> FrameView<'_> {
+        StreamCodec::new(Provider::OpenAiChat).parse_data(None, Some(data))
     }
 
     #[test]
@@ -522,7 +533,7 @@ mod tests {
         let got: Vec<(Channel, &str)> = v
             .pieces
             .iter()
-            .map(|p| (p.channel, p.text.as_str()))
+            .map(|p| (p.channel, p.text.as_ref()))
             .collect();
         assert_eq!(
             got,

@@ -250,7 +250,7 @@ pub(super) fn parse_response(base: &str, root: &Obj<'_>, view: &mut ResponseView
     }
 }
 
-pub(super) fn parse_frame(event_name: Option<&str>, data: &str) -> FrameView {
+pub(super) fn parse_frame<'a>(event_name: Option<&str>, data: &'a str) -> FrameView<'a> {
     let mut view = FrameView::default();
     let Some(root) = json::parse_obj(data) else {
         view.undecodable = true;
@@ -264,7 +264,7 @@ pub(super) fn parse_frame(event_name: Option<&str>, data: &str) -> FrameView {
     let oi = root.u32("output_index").unwrap_or(0);
     let ci = root.u32("content_index").unwrap_or(0);
     let si = root.u32("summary_index").unwrap_or(0);
-    let delta = |view: &mut FrameView, ch: Channel| {
+    let delta = |view: &mut FrameView<'a>, ch: Channel| {
         if let Some(d) = root.get("delta") {
             view.piece(data, d, ch);
         }
@@ -386,8 +386,8 @@ pub(super) fn parse_frame(event_name: Option<&str>, data: &str) -> FrameView {
                 response_texts(&response, "response.", &mut |raw, ch, _| {
                     view.snapshot(data, raw, ch)
                 });
-                view.meta.id = response.str("id");
-                view.meta.model = response.str("model");
+                view.meta.id = response.cow("id");
+                view.meta.model = response.cow("model");
                 view.meta.created = response.u64("created_at");
             }
             view.meta.started = true;
@@ -408,7 +408,7 @@ pub(super) fn parse_frame(event_name: Option<&str>, data: &str) -> FrameView {
     view
 }
 
-fn done(view: &mut FrameView, data: &str, root: &Obj<'_>, key: &str, channel: Channel) {
+fn done<'a>(view: &mut FrameView<'a>, data: &str, root: &Obj<'a>, key: &str, channel: Channel) {
     if let Some(t) = root.get(key) {
         view.snapshot(data, t, channel);
     }
@@ -612,10 +612,8 @@ mod tests {
         );
     }
 
-    fn parse(name: &str, data: &str) -> FrameView {
-        let mut out = Vec::new();
-        SseDecoder::new().push(&crate::sse::encode_event(Some(name), data), &mut out);
-        StreamCodec::new(Provider::OpenAiResponses).parse(&out[0])
+    fn parse<'a>(name: &str, data: &'a str) -> FrameView<'a> {
+        StreamCodec::new(Provider::OpenAiResponses).parse_data(Some(name), Some(data))
     }
 
     #[test]
