@@ -12,6 +12,8 @@ pub use detection::*;
 pub use error::PolicyError;
 pub use types::*;
 
+use serde::Deserialize;
+
 impl Policy {
     /// Parses and validates a policy. Unknown fields are errors (a typo must
     /// not silently disable a control); every error names its JSON path.
@@ -26,8 +28,7 @@ impl Policy {
             ));
         }
         let mut de = serde_json::Deserializer::from_str(text);
-        let policy: Policy =
-            serde_path_to_error::deserialize(&mut de).map_err(PolicyError::from_serde)?;
+        let policy = Policy::deserialize(&mut de).map_err(|e| PolicyError::from_serde(text, e))?;
         de.end().map_err(|e| {
             PolicyError::new(
                 "",
@@ -263,6 +264,18 @@ mod tests {
         let e = err(r#"{"subject": {"tenant_hedaer": "x"}}"#);
         assert!(e.starts_with("subject.tenant_hedaer: unknown field"), "{e}");
         assert!(e.contains("tenant_header"), "{e}");
+    }
+
+    #[test]
+    fn errors_deep_in_arrays_and_objects_name_their_path() {
+        // Elements before the bad one, strings holding brackets and commas,
+        // escaped keys and several lines must not throw the path off.
+        let e = err("{\"routes\": [{\"name\": \"a, [b]\", \"path_prefix\": \"/v1/a\"},\n  {\"name\": \"b\", \"path_prefix\": \"/v1/b\", \"fail_mode\": \"sometimes\"}]}");
+        assert!(e.starts_with("routes[1].fail_mode: unknown variant `sometimes`"), "{e}");
+        let e = err(r#"{"subject": {"tenant_\u0068eader": 7}}"#);
+        assert!(e.starts_with("subject.tenant_header: invalid type: integer `7`"), "{e}");
+        let e = err(r#"{"custom_patterns": [{"name": "a", "pattern": "x"}, {"name": "b"}]}"#);
+        assert!(e.starts_with("custom_patterns[1]: missing field `pattern`"), "{e}");
     }
 
     #[test]
