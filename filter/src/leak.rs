@@ -82,6 +82,64 @@ impl Default for LeakConfig {
 pub struct PromptFingerprint {
     /// Sorted, distinct shingle hashes.
     shingles: Vec<u64>,
+    /// The words of kept shingles: most response words are not prompt
+    /// words, and a window holding one cannot be a shingle, so the hash and
+    /// the search are skipped for it.
+    words: WordFilter,
+}
+
+/// A one-bit-per-word Bloom filter over word hashes (4096 bits: a prompt's
+/// few hundred distinct words pass few strangers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WordFilter([u64; 64]);
+
+impl Default for WordFilter {
+    fn default() -> Self {
+        WordFilter([0; 64])
+    }
+}
+
+impl WordFilter {
+    fn bit(hash: u64) -> (usize, u64) {
+        // The FNV hash's high bits mix every byte of the word.
+        let b = (hash >> 52) as usize;
+        (b / 64, 1 << (b % 64))
+    }
+    fn insert(&mut self, hash: u64) {
+        let (slot, bit) = Self::bit(hash);
+        self.0[slot] |= bit;
+    }
+    fn may_contain(&self, hash: u64) -> bool {
+        let (slot, bit) = Self::bit(hash);
+        self.0[slot] & bit != 0
+    }
+}
+
+/// The last [`SHINGLE_WORDS`] words of a text and how many of them could
+/// belong to the fingerprint; one definition for `find_in` and the tracker.
+#[derive(Debug, Clone, Default)]
+struct Window {
+    /// (hash, start, end) of the last SHINGLE_WORDS words, oldest first.
+    words: VecDeque<(u64, usize, usize)>,
+    /// Consecutive words, up to the newest, that the word filter passed.
+    known_run: usize,
+}
+
+impl Window {
+    /// Adds a word; returns the hash of the shingle it completes when that
+    /// shingle can be in `fp`.
+    #[inline]
+    fn push(&mut self, fp: &PromptFingerprint, w: &Word) -> Option<u64> {
+        if self.words.len() == SHINGLE_WORDS {
+            self.words.pop_front();
+        }
+        self.words.push_back((w.hash, w.start, w.end));
+        self.known_run = if fp.words.may_contain(w.hash) { self.known_run + 1 } else { 0 };
+        (self.known_run >= SHINGLE_WORDS).then(|| shingle_hash(self.words.iter().map(|(h, _, _)| *h)))
+    }
+    fn start(&self) -> usize {
+        self.words.front().map_or(0, |(_, start, _)| *start)
+    }
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -131,6 +189,48 @@ impl Words {
         }
     }
 
+    /// [`Words::feed`] for an ASCII byte, whose fold is its lower case.
+    #[inline]
+    fn feed_ascii(&mut self, b: u8, at: usize) -> Option<Word> {
+        if !b.is_ascii_alphanumeric() {
+            return self.end(at);
+        }
+        let f = b.to_ascii_lowercase();
+        if !self.in_word {
+            self.in_word = true;
+            self.hash = FNV_OFFSET;
+            self.start = at;
+            self.text.clear();
+        }
+        self.hash = (self.hash ^ u64::from(f)).wrapping_mul(FNV_PRIME);
+        if self.keep_text && self.text.len() < 64 {
+            self.text.push(char::from(f));
+        }
+        None
+    }
+
+    /// Feeds `text`, which starts at stream offset `base`; `on_word` gets
+    /// every word that ends in it, with the word's text when kept.
+    #[inline]
+    fn feed_str(&mut self, text: &str, base: usize, mut on_word: impl FnMut(Word, &str)) {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            let word = if b.is_ascii() {
+                i += 1;
+                self.feed_ascii(b, base + i - 1)
+            } else {
+                let c = text[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+                i += c.len_utf8();
+                self.feed(c, base + i - c.len_utf8())
+            };
+            if let Some(w) = word {
+                on_word(w, &self.text);
+            }
+        }
+    }
+
     #[inline]
     fn end(&mut self, at: usize) -> Option<Word> {
         if !self.in_word {
@@ -154,7 +254,9 @@ impl PromptFingerprint {
         // (hash, is_common) of the last SHINGLE_WORDS words.
         let mut window: VecDeque<(u64, bool)> = VecDeque::with_capacity(SHINGLE_WORDS);
         let mut shingles = Vec::new();
-        let mut on_word = |w: Word, text: &str, window: &mut VecDeque<(u64, bool)>| {
+        let mut filter = WordFilter::default();
+        let mut on_word = |w: Word, text: &str| {
+            filter.insert(w.hash);
             if window.len() == SHINGLE_WORDS {
                 window.pop_front();
             }
@@ -163,21 +265,14 @@ impl PromptFingerprint {
                 shingles.push(shingle_hash(window.iter().map(|(h, _)| *h)));
             }
         };
-        for (i, c) in prompt.char_indices() {
-            if let Some(w) = words.feed(c, i) {
-                let text = std::mem::take(&mut words.text);
-                on_word(w, &text, &mut window);
-                words.text = text;
-            }
-        }
+        words.feed_str(prompt, 0, &mut on_word);
         if let Some(w) = words.end(prompt.len()) {
-            let text = std::mem::take(&mut words.text);
-            on_word(w, &text, &mut window);
+            on_word(w, &words.text);
         }
         shingles.sort_unstable();
         shingles.dedup();
         shingles.truncate(MAX_FINGERPRINT_SHINGLES);
-        PromptFingerprint { shingles }
+        PromptFingerprint { shingles, words: filter }
     }
 
     /// Number of distinctive shingles kept.
@@ -214,33 +309,22 @@ impl PromptFingerprint {
     pub fn find_in(&self, text: &str, config: &LeakConfig) -> Option<(usize, usize, usize)> {
         let threshold = self.threshold(config)?;
         let mut words = Words::default();
-        let mut window: VecDeque<(u64, usize)> = VecDeque::with_capacity(SHINGLE_WORDS);
+        let mut window = Window::default();
         let mut seen = vec![0u64; self.shingles.len().div_ceil(64)];
         let (mut matched, mut first, mut last) = (0usize, usize::MAX, 0usize);
         let mut on_word = |w: Word| {
-            if window.len() == SHINGLE_WORDS {
-                window.pop_front();
-            }
-            window.push_back((w.hash, w.start));
-            if window.len() < SHINGLE_WORDS {
-                return;
-            }
-            let h = shingle_hash(window.iter().map(|(h, _)| *h));
+            let Some(h) = window.push(self, &w) else { return };
             if let Ok(idx) = self.shingles.binary_search(&h) {
                 let (slot, bit) = (idx / 64, 1u64 << (idx % 64));
                 if seen[slot] & bit == 0 {
                     seen[slot] |= bit;
                     matched += 1;
                 }
-                first = first.min(window[0].1);
+                first = first.min(window.start());
                 last = last.max(w.end);
             }
         };
-        for (i, c) in text.char_indices() {
-            if let Some(w) = words.feed(c, i) {
-                on_word(w);
-            }
-        }
+        words.feed_str(text, 0, |w, _| on_word(w));
         if let Some(w) = words.end(text.len()) {
             on_word(w);
         }
@@ -273,8 +357,7 @@ pub struct LeakTracker {
     fp: PromptFingerprint,
     threshold: Option<usize>,
     words: Words,
-    /// (hash, start, end) of the last SHINGLE_WORDS words.
-    window: VecDeque<(u64, usize, usize)>,
+    window: Window,
     seen: Vec<u64>,
     matched: usize,
     offset: usize,
@@ -295,7 +378,7 @@ impl LeakTracker {
             fp: fingerprint,
             threshold,
             words: Words::default(),
-            window: VecDeque::with_capacity(SHINGLE_WORDS),
+            window: Window::default(),
             seen: vec![0; n.div_ceil(64)],
             matched: 0,
             offset: 0,
@@ -315,12 +398,9 @@ impl LeakTracker {
             self.offset += piece.len();
             return None;
         }
-        for (i, c) in piece.char_indices() {
-            let at = self.offset + i;
-            if let Some(w) = self.words.feed(c, at) {
-                self.on_word(w);
-            }
-        }
+        let mut words = std::mem::take(&mut self.words);
+        words.feed_str(piece, self.offset, |w, _| self.on_word(w));
+        self.words = words;
         self.offset += piece.len();
         self.check()
     }
@@ -359,21 +439,14 @@ impl LeakTracker {
     }
 
     fn on_word(&mut self, w: Word) {
-        if self.window.len() == SHINGLE_WORDS {
-            self.window.pop_front();
-        }
-        self.window.push_back((w.hash, w.start, w.end));
-        if self.window.len() < SHINGLE_WORDS {
-            return;
-        }
-        let h = shingle_hash(self.window.iter().map(|(h, _, _)| *h));
+        let Some(h) = self.window.push(&self.fp, &w) else { return };
         if let Ok(idx) = self.fp.shingles.binary_search(&h) {
             let (word, bit) = (idx / 64, 1u64 << (idx % 64));
             if self.seen[word] & bit == 0 {
                 self.seen[word] |= bit;
                 self.matched += 1;
             }
-            let start = self.window[0].1;
+            let start = self.window.start();
             self.first = Some(self.first.map_or(start, |f| f.min(start)));
             self.last_end = self.last_end.max(w.end);
             if !self.reported && self.threshold.is_some_and(|t| self.matched >= t) {
@@ -527,6 +600,26 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
+        /// Distinct fingerprint shingles in `text`, by the plain definition:
+        /// every window of SHINGLE_WORDS folded words, no filter.
+        fn reference_matches(fp: &PromptFingerprint, text: &str) -> usize {
+            let hashes: Vec<u64> = text
+                .split(|c: char| fold_char(c).is_some_and(|f| !f.is_alphanumeric()))
+                .filter_map(|word| {
+                    let folded: Vec<char> = word.chars().filter_map(fold_char).collect();
+                    (!folded.is_empty()).then(|| folded.iter().fold(FNV_OFFSET, |h, &f| (h ^ u64::from(f as u32)).wrapping_mul(FNV_PRIME)))
+                })
+                .collect();
+            let mut found: Vec<u64> = hashes
+                .windows(SHINGLE_WORDS)
+                .map(|w| shingle_hash(w.iter().copied()))
+                .filter(|h| fp.shingles.binary_search(h).is_ok())
+                .collect();
+            found.sort_unstable();
+            found.dedup();
+            found.len()
+        }
+
         proptest! {
             #[test]
             fn chunking_never_changes_the_verdict(cuts in proptest::collection::vec(0usize..400, 0..12)) {
@@ -543,6 +636,31 @@ mod tests {
                 }
                 got = got.or(t.finish());
                 prop_assert_eq!(got, run(PROMPT, &response));
+            }
+
+            /// The word filter only skips work: every shingle the response
+            /// shares with the prompt is still counted, whatever the mix of
+            /// prompt words, strangers, case and non-ASCII letters.
+            #[test]
+            fn the_word_filter_loses_no_shingle(
+                pieces in proptest::collection::vec((0usize..200, 0usize..12, 0usize..8), 1..12),
+            ) {
+                // Runs of the prompt's words, cut in random places, between strangers.
+                let prompt_words: Vec<&str> = PROMPT.split_whitespace().collect();
+                let strangers = ["Zebra", "quartz", "naïve", "ĐÓ", "x9", "the", "", ""];
+                let mut response: Vec<&str> = Vec::new();
+                for (start, len, stranger) in pieces {
+                    let start = start % prompt_words.len();
+                    response.extend(&prompt_words[start..(start + len).min(prompt_words.len())]);
+                    response.push(strangers[stranger]);
+                }
+                let response = response.join(" ");
+                let fp = PromptFingerprint::from_system_prompt(PROMPT);
+                let config = LeakConfig { min_matches: 1, min_fraction: 0.0 };
+                let counted = fp.find_in(&response, &config).map_or(0, |(_, _, matched)| matched);
+                let reference = reference_matches(&fp, &response);
+                let threshold = fp.threshold(&config).expect("the test prompt is distinctive");
+                prop_assert_eq!(counted, if reference >= threshold { reference } else { 0 });
             }
 
             #[test]
