@@ -216,7 +216,7 @@ impl Exchange {
         let verdict = self.engine.inspect_request(&self.path, &body, &self.key);
         self.subject.model = verdict.context.model.clone().unwrap_or_default();
         self.subject.tools = verdict.context.tools.clone();
-        self.note = verdict.uninspected.clone();
+        self.note = verdict.note.clone();
         self.request = verdict.context;
         self.findings.extend(verdict.findings);
         match verdict.outcome {

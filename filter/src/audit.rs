@@ -3,8 +3,27 @@
 //! ordinary log text. Events carry masked samples only; the raw text of a
 //! prompt or response never appears here.
 
+use crate::detect::redact::PseudonymKey;
 use crate::finding::Finding;
 use serde::Serialize;
+
+/// The longest `x-request-id` logged as it came (a UUID is 36 bytes).
+const MAX_LOGGED_REQUEST_ID: usize = 128;
+
+/// The client's `x-request-id` as audit events carry it: as it came when it
+/// looks like an id (Envoy's UUIDs, trace ids), otherwise a keyed digest.
+/// Clients set this header, so it may hold anything (an email, a prompt,
+/// newlines for log injection) and nothing else scans it; the digest still
+/// correlates the events of one request across workers.
+pub fn loggable_request_id(raw: &str, key: &PseudonymKey) -> String {
+    let id_like = raw.len() <= MAX_LOGGED_REQUEST_ID
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if id_like {
+        raw.to_string()
+    } else {
+        format!("h-{:016x}", key.mac(raw.as_bytes()))
+    }
+}
 
 /// Who and where a request is; scopes and counters are keyed by it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -180,5 +199,17 @@ mod tests {
             !line.contains("jane.doe") && !line.contains("AKIA"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn request_ids_are_logged_only_when_they_look_like_ids() {
+        let key = PseudonymKey::new(7, 9);
+        let uuid = "5f0c7a2e-9b1d-4c3e-8f6a-2d4b6c8e0a1f";
+        assert_eq!(loggable_request_id(uuid, &key), uuid);
+        for hostile in ["jane.doe@example.com", "a\n{\"event\":\"forged\"}", &"x".repeat(129)] {
+            let logged = loggable_request_id(hostile, &key);
+            assert!(logged.starts_with("h-") && logged.len() == 18, "{logged}");
+            assert_eq!(logged, loggable_request_id(hostile, &key), "stable for correlation");
+        }
     }
 }

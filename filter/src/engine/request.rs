@@ -46,8 +46,9 @@ pub struct RequestVerdict {
     pub injection_score: f32,
     /// Scored between the suspect and block thresholds: a candidate for verification.
     pub suspect: bool,
-    /// Why the body was not inspected, when it was not (`"not JSON"`, …).
-    pub uninspected: Option<String>,
+    /// For the audit event: why the body was not inspected (`"not JSON"`,
+    /// …), or how it was read when that was unusual.
+    pub note: Option<String>,
 }
 
 /// Adapts the span finder to the scanner interface, for one-shot redaction
@@ -135,7 +136,7 @@ impl Engine {
         let samples = Samples::default();
         let spans = self.request_spans(profile, &samples, key);
         let (redacted, blocked) = self.redact_prompt(&spans, text, &mut verdict.findings);
-        verdict.uninspected = Some("unknown format: scanned as plain text".into());
+        verdict.note = Some("unknown format: scanned as plain text".into());
         verdict.outcome = if blocked {
             RequestOutcome::Block {
                 status: 403,
@@ -166,9 +167,26 @@ impl Engine {
             outcome: RequestOutcome::Forward,
             injection_score: 0.0,
             suspect: false,
-            uninspected: None,
+            note: None,
         };
         if body.is_empty() {
+            return verdict;
+        }
+        if let (Err(e), false) = (std::str::from_utf8(body), profile.fail_closed) {
+            // Upstreams that replace bytes that are not UTF-8 (Go's
+            // encoding/json, Python's errors="replace") read the rest, so the
+            // body is judged as they read it. A rewrite sends that reading;
+            // otherwise the client's bytes go on as they came.
+            let read = String::from_utf8_lossy(body);
+            let mut verdict = self.inspect_request(path, read.as_bytes(), key);
+            let reading = format!(
+                "request body is not UTF-8 (at byte {}): inspected with replacement characters",
+                e.valid_up_to()
+            );
+            verdict.note = Some(match verdict.note.take() {
+                Some(other) => format!("{reading}; {other}"),
+                None => reading,
+            });
             return verdict;
         }
         let parsed = codec::parse_request(path, body);
@@ -181,7 +199,7 @@ impl Engine {
         let view = match parsed {
             Ok(view) => view,
             Err(e) => {
-                verdict.uninspected = Some(e.to_string());
+                verdict.note = Some(e.to_string());
                 // The path still says which API answers: without this, a
                 // client could switch off every response-side check (canary,
                 // prompt leak, redaction) by sending a body we cannot parse

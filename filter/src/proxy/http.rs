@@ -5,7 +5,7 @@
 use super::effects::{self, Outgoing, Purpose};
 use super::host::{self, Metric, ProxyStore};
 use super::root::Shared;
-use crate::audit::{to_line, ControlEvent, ExchangeEvent, FindingEvent, Subject};
+use crate::audit::{loggable_request_id, to_line, ControlEvent, ExchangeEvent, FindingEvent, Subject};
 use crate::codec::{Fallback, Provider};
 use crate::controls::alerts::Alert;
 use crate::controls::endpoints::{self, Endpoint};
@@ -406,7 +406,9 @@ impl HttpContext for Exchange {
         self.started_ms = host::now_ms();
         self.method = request_header(":method").unwrap_or_default();
         self.path = request_header(":path").unwrap_or_default();
-        self.request_id = request_header("x-request-id").unwrap_or_default();
+        self.request_id = request_header("x-request-id")
+            .map(|id| loggable_request_id(&id, &self.shared.pseudonym_secret))
+            .unwrap_or_default();
         let shared = self.shared.clone();
         let policy = shared.engine.policy();
         if let Some(endpoint) = endpoints::endpoint_of(&self.path) {
@@ -531,7 +533,7 @@ impl HttpContext for Exchange {
             .engine
             .inspect_request(&self.path, &request_body, &self.pseudonym_key());
         self.subject.model = verdict.context.model.clone().unwrap_or_default();
-        self.note = verdict.uninspected.clone();
+        self.note = verdict.note.clone();
         self.request = verdict.context;
         self.record(verdict.findings);
         let controls = &shared.controls;

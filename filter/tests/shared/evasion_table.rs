@@ -301,9 +301,9 @@ pub fn detectors(engine: &Rc<Engine>, input: &Input) -> Vec<String> {
     let request = |body: &[u8]| -> Vec<String> {
         let v = engine.inspect_request(path, body, &KEY);
         assert!(
-            v.uninspected.is_none(),
+            v.note.is_none(),
             "request not inspected: {:?}",
-            v.uninspected
+            v.note
         );
         v.findings.iter().map(|f| f.detector.clone()).collect()
     };
