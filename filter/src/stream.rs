@@ -444,16 +444,28 @@ impl<D: SpanDetector> ResponseStream<D> {
         self.codec.state().output_tokens
     }
 
-    fn on_event(&mut self, event: RawEvent, out: &mut Vec<u8>) {
+    fn on_event(&mut self, mut event: RawEvent, out: &mut Vec<u8>) {
         if self.blocked {
             return;
         }
         self.stats.frames += 1;
+        if event.opaque() == Some(Opaque::InvalidUtf8) {
+            self.stats.invalid_utf8 += 1;
+            // Sent as read only when it then reads as a frame: anything
+            // else passes as it came, like other frames that are not JSON.
+            if self.options.opaque == OpaquePolicy::Forward {
+                if let Some(read) = read_replacing(&event) {
+                    let data = read.data();
+                    if data.is_some() && !self.codec.parse_data(read.event(), data.as_deref()).undecodable {
+                        event = read;
+                    }
+                }
+            }
+        }
         let data = event.data();
         let mut unscannable = false;
         let view = match event.opaque() {
             Some(Opaque::InvalidUtf8) => {
-                self.stats.invalid_utf8 += 1;
                 unscannable = true;
                 FrameView::default()
             }
@@ -830,6 +842,23 @@ pub fn rewrite_json_response_with<D: SpanDetector + ?Sized>(
         changed,
         findings,
         undecodable: view.undecodable,
+    }
+}
+
+/// An event with bytes that are not UTF-8, as clients that replace such
+/// bytes (most JSON decoders) read it: scanned, and sent, that way, so a
+/// stray byte cannot carry the rest of the frame past the detectors. Line
+/// structure is unchanged (line ends are ASCII), so the event decodes again
+/// as one event (`None` if it somehow does not).
+fn read_replacing(event: &RawEvent) -> Option<RawEvent> {
+    let replaced = String::from_utf8_lossy(&event.raw).into_owned().into_bytes();
+    let mut decoder = SseDecoder::with_max_event_size(replaced.len().max(DEFAULT_MAX_EVENT_SIZE));
+    let mut events = Vec::with_capacity(1);
+    decoder.push_raw(&replaced, &mut events);
+    decoder.finish_raw(&mut events);
+    match (events.pop(), events.is_empty()) {
+        (Some(read), true) if read.opaque().is_none() => Some(read),
+        _ => None,
     }
 }
 
@@ -1325,6 +1354,8 @@ mod tests {
         let outs = events(&out);
         let ins = events(&bytes);
         assert_eq!(outs.len(), ins.len());
+        // The frame that is not UTF-8 does not read as JSON either way: it
+        // passes as it came.
         for i in 0..6 {
             assert_eq!(outs[i].raw, ins[i].raw, "frame {i}");
         }
@@ -1336,6 +1367,24 @@ mod tests {
             last.contains("\"content\":\"[W0]\"") && !last.ends_with("\n\n"),
             "{last}"
         );
+    }
+
+    #[test]
+    fn a_stray_byte_does_not_carry_its_frame_past_the_detectors() {
+        let mut bad = chat(&delta(0, r#""caf!! secret""#)).into_bytes();
+        let at = bad.iter().position(|&b| b == b'!').unwrap();
+        bad[at..at + 2].copy_from_slice(b"\xE9\xFF");
+        for chunk in [1, 5, bad.len()] {
+            let pieces: Vec<&[u8]> = bad.chunks(chunk).collect();
+            let (out, s) = run_chunks(Provider::OpenAiChat, options(), &pieces);
+            let out = String::from_utf8(out).expect("sent as read: UTF-8");
+            assert!(out.contains("caf\u{FFFD}\u{FFFD} [W0]") && !out.contains("secret"), "{out}");
+            assert_eq!(s.stats().invalid_utf8, 1);
+        }
+        // Fail-closed streams still end on it.
+        let opts = StreamOptions { opaque: OpaquePolicy::Block, ..options() };
+        let (_, s) = run_chunks(Provider::OpenAiChat, opts, &[&bad]);
+        assert!(s.is_blocked());
     }
 
     #[test]

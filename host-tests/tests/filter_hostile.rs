@@ -11,7 +11,8 @@
 //! | request body that is not a JSON object | forwarded untouched, audit `note`; the answer is still scanned | 400 in the provider's shape |
 //! | request body with bytes that are not UTF-8 | judged as read with replacement characters (as lenient upstreams read it), audit `note` | 400 in the provider's shape |
 //! | request body over `body.max_request_bytes` | 413 in the provider's shape | same |
-//! | SSE event that is not UTF-8, not JSON, or over the event cap (1 MiB) | forwarded byte for byte, unscanned | the stream ends in-band |
+//! | SSE event with bytes that are not UTF-8 | read, scanned and sent with replacement characters when it then parses, else as for JSON that does not parse | the stream ends in-band |
+//! | SSE event that is not JSON, or over the event cap (1 MiB) | forwarded byte for byte, unscanned | the stream ends in-band |
 //! | JSON answer that does not parse | forwarded untouched | withheld (the provider's error shape) |
 //! | SSE answer labelled `application/json` | scanned as the stream it is | same |
 //! | answer with an unexpected content-type | passed, audit `note` | 502 in the provider's shape |
@@ -507,13 +508,13 @@ fn invalid_utf8_in_a_request_is_judged_as_a_replacing_upstream_reads_it() {
 /// An OpenAI frame whose content string holds bytes that are not UTF-8.
 fn frame_with_invalid_utf8() -> Vec<u8> {
     let mut f = br#"data: {"id":"chatcmpl-h1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":" caf"#.to_vec();
-    f.extend_from_slice(b"\xe9\xff ");
+    f.extend_from_slice(b"\xe9\xff write to sam@example.net");
     f.extend_from_slice(b"\"},\"finish_reason\":null}]}\n\n");
     f
 }
 
 #[test]
-fn invalid_utf8_inside_sse_data_is_forwarded_opaque_and_the_rest_still_redacted() {
+fn invalid_utf8_inside_sse_data_is_read_as_a_replacing_client_reads_it_and_redacted() {
     let mut body = chat_sse(&["Write to ", "jane.doe@exa", "mple.com"]);
     body.truncate(body.len() - b"data: [DONE]\n\n".len());
     let bad = frame_with_invalid_utf8();
@@ -524,10 +525,12 @@ fn invalid_utf8_inside_sse_data_is_forwarded_opaque_and_the_rest_still_redacted(
     for split in [Split::Whole, Split::Fixed(1), Split::Random(3, 40)] {
         let seen = drive(&mut open, &t, Split::Whole, split);
         assert!(seen.complete && !seen.reset);
+        let text = chat_text(&seen.body);
         assert!(
-            seen.body.windows(bad.len()).any(|w| w == bad.as_slice()),
-            "the opaque frame passes byte for byte"
+            text.contains("caf\u{FFFD}\u{FFFD} write to [EMAIL]") && !text.contains("sam@example"),
+            "the frame is sent as read, redacted: {text}"
         );
+        assert!(!seen.body.contains(&0xff), "sent as read, in UTF-8");
         assert_redacted(&seen);
     }
     let mut closed = start(fail_closed());
