@@ -1,0 +1,51 @@
+//! Runs one engine path in a loop over a corpus written by
+//! `host-tests/examples/profile_scan.rs`, for a profiler:
+//! `cargo build --release -p rheostat-filter --example scan_loop`, then
+//! `perf record -g target/release/examples/scan_loop target/corpus body 5`.
+//! Paths: `body` (buffered OpenAI JSON), `openai` and `anthropic` (SSE in
+//! 1 KiB pushes).
+
+use rheostat_filter::codec::Provider;
+use rheostat_filter::detect::redact::PseudonymKey;
+use rheostat_filter::engine::Engine;
+use std::rc::Rc;
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "target/corpus".into()));
+    let what = args.next().unwrap_or_else(|| "body".into());
+    let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+    };
+    let key = PseudonymKey::new(1, 2);
+    let engine = Rc::new(Engine::from_json(b"{}").expect("the default policy compiles"));
+    let openai = engine.inspect_request("/v1/chat/completions", &read("openai_request.json"), &key).context;
+    let anthropic = engine.inspect_request("/v1/messages", &read("anthropic_request.json"), &key).context;
+    let (input, provider, context) = match what.as_str() {
+        "openai" => (read("openai.sse"), Provider::OpenAiChat, &openai),
+        "anthropic" => (read("anthropic.sse"), Provider::Anthropic, &anthropic),
+        _ => (read("body.json"), Provider::OpenAiChat, &openai),
+    };
+    let frames = input.windows(2).filter(|w| w == b"\n\n").count();
+    let started = Instant::now();
+    let mut calls = 0usize;
+    let mut findings = 0;
+    while started.elapsed().as_secs_f64() < seconds {
+        findings = if what == "body" {
+            engine.inspect_response_body(context, provider, &input, key).findings.len()
+        } else {
+            let (mut stream, _) = engine.open_stream(context, provider, key);
+            for piece in input.chunks(1024) {
+                stream.push(piece);
+            }
+            stream.finish();
+            stream.findings().len()
+        };
+        calls += 1;
+    }
+    let s = started.elapsed().as_secs_f64();
+    let mb_s = (input.len() * calls) as f64 / s / 1e6;
+    println!("{what}: {calls} calls, {findings} findings, {mb_s:.1} MB/s of input, {:.0} frames/s", (frames * calls) as f64 / s);
+}
