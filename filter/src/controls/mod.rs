@@ -146,6 +146,7 @@ impl Controls {
             }
         }
         levels::ensure_overrides(store);
+        self.registry.ensure_lists(store);
         for s in &self.policy.controls.scopes {
             bucket::ensure(store, &bucket_label(&s.scope), self.policy.controls.shed.burst, now_ms);
         }

@@ -11,6 +11,7 @@
 use crate::audit::Subject;
 use crate::ledger::{update_shared, SharedStore};
 use crate::policy::ScopeKind;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -78,6 +79,16 @@ impl Registry {
         self.cap
     }
 
+    /// Creates the lists before workers race to extend them: the store
+    /// ignores the cas of a new key, so two first registrations could
+    /// otherwise both write and one value would lose its index.
+    pub fn ensure_lists(&self, store: &dyn SharedStore) {
+        for kind in ScopeKind::ALL.into_iter().filter(|k| *k != ScopeKind::Global) {
+            crate::lease::ensure(store, &list_key(kind.name()));
+        }
+        crate::lease::ensure(store, &list_key(TOOLS));
+    }
+
     /// The scope of `value` in `kind`, registering it if new. An empty value
     /// has no scope. A store failure gives the shared `(other)` scope rather
     /// than an error: counting somewhere beats dropping the request.
@@ -88,8 +99,9 @@ impl Registry {
         if value.is_empty() {
             return None;
         }
-        let index = self.index(store, kind.name(), value);
-        let value = if index >= self.cap { OTHER.to_string() } else { value.to_string() };
+        let value = registrable(value);
+        let index = self.index(store, kind.name(), &value);
+        let value = if index >= self.cap { OTHER.to_string() } else { value.into_owned() };
         Some(Scope {
             kind,
             index: index.min(self.cap),
@@ -100,6 +112,7 @@ impl Registry {
     /// The index of `value` in the list `name` (a scope kind or [`TOOLS`]),
     /// registering it if new; `cap` when the list is full.
     pub fn index(&self, store: &dyn SharedStore, name: &'static str, value: &str) -> u32 {
+        let value = &*registrable(value);
         let cached = self.cache.borrow().get(&(name, value.to_string())).copied();
         if let Some(index) = cached {
             return index;
@@ -126,8 +139,7 @@ impl Registry {
             if !out.is_empty() {
                 out.push(b'\n');
             }
-            // Newlines would split a name; scope values come from headers, which cannot hold one.
-            out.extend(value.replace('\n', " ").as_bytes());
+            out.extend(value.as_bytes());
             Some(out)
         });
         if result.is_err() {
@@ -200,6 +212,18 @@ impl Registry {
     }
 }
 
+/// A value as the newline-separated lists store it. Headers cannot hold a
+/// newline but a model name from a request body can; the request's scope
+/// must carry the same value the list gives back, or a response id would
+/// not round-trip and every worker would register the value again.
+fn registrable(value: &str) -> Cow<'_, str> {
+    if value.contains('\n') {
+        Cow::Owned(value.replace('\n', " "))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
 fn decode_names(bytes: &[u8]) -> Vec<String> {
     if bytes.is_empty() {
         return Vec::new();
@@ -211,6 +235,17 @@ fn decode_names(bytes: &[u8]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::ledger::MemoryStore;
+
+    #[test]
+    fn a_value_with_a_newline_is_one_entry_for_every_worker() {
+        let store = MemoryStore::default();
+        let model = "gpt-4o\nmini";
+        let workers = [Registry::new(8), Registry::new(8)];
+        let scopes: Vec<Scope> = workers.iter().map(|r| r.scope(&store, ScopeKind::Model, model).unwrap()).collect();
+        assert_eq!(scopes[0], scopes[1]);
+        assert_eq!(scopes[0].value, "gpt-4o mini");
+        assert_eq!(workers[0].values(&store, ScopeKind::Model), vec!["gpt-4o mini".to_string()]);
+    }
 
     #[test]
     fn values_get_stable_indices_in_order_of_arrival() {
@@ -240,6 +275,7 @@ mod tests {
     #[test]
     fn racing_registrations_agree_on_every_index() {
         let store = MemoryStore::default();
+        Registry::new(64).ensure_lists(&store);
         let seen = std::sync::Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for w in 0..4 {
