@@ -1,7 +1,7 @@
 //! Runs one engine path in a loop over a corpus written by
 //! `host-tests/examples/profile_scan.rs`, for a profiler:
-//! `cargo build --release -p rheostat-filter --example scan_loop`, then
-//! `perf record -g target/release/examples/scan_loop target/corpus body 5`.
+//! `cargo build --profile profiling -p rheostat-filter --example scan_loop`, then
+//! `perf record -g target/profiling/examples/scan_loop target/corpus body 5`.
 //! Paths: `body` (buffered OpenAI JSON), `openai` and `anthropic` (SSE in
 //! 1 KiB pushes).
 
