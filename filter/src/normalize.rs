@@ -14,27 +14,31 @@
 //! # Two stages
 //! 1. *Character fold* (per char, context free): lower-case, strip invisible
 //!    characters, fold fullwidth, homoglyphs, accents and quotes. Pure ASCII
-//!    input skips the per-char work: it is one `to_ascii_lowercase` copy.
+//!    input skips this stage: stage 2 lower-cases as it copies.
 //! 2. *Word pass* (needs context): collapse whitespace runs, collapse letter
 //!    spacing, and apply leetspeak only inside words that also contain a
 //!    letter, so `2024` and `$100` in prose stay as they are.
 //!
-//! ASCII text where only case and single whitespace characters change (most
-//! prose) takes a fast path: one lower-casing copy and one table-driven pass
-//! that bails out to the general path at the first whitespace run, control
-//! character, leet word or pair of single letters. Measured on this machine
-//! (release, prose, shared cores): ~600–750 MB/s on the fast path against ~200 MB/s for
-//! the general path; heavily obfuscated text (fullwidth, homoglyphs, leet,
-//! spacing) runs at ~35–50 MB/s.
+//! The word pass copies stretches of plain ASCII (words without leet
+//! characters, punctuation, single whitespace characters; whitespace runs
+//! collapse on the way) in bulk, with one table-driven scan and one
+//! translating copy, and takes the token-by-token code only for what needs
+//! it: a control character, a non-ASCII character, a leet word, a single
+//! letter that may start spaced-out letters. Measured on this machine
+//! (release, two shared cores, so ±40 %): ~400–750 MB/s on prose,
+//! ~200–280 MB/s on markdown with code blocks (many whitespace runs and
+//! identifiers such as `v1`), ~35–55 MB/s on heavily obfuscated text
+//! (fullwidth, homoglyphs, leet, spacing).
 //!
 //! # The map back
 //! Redaction must edit the original text, so [`Normalized`] keeps, for every
-//! byte of the normalised text, the byte offset of the original character it
-//! came from. The map is built lazily: while every output byte sits at the
-//! same offset as its source (ASCII text with at most case and single-byte
-//! substitutions), no map is stored at all and spans map by identity. The
-//! map is monotonic (non-decreasing) and every entry at a char boundary of
-//! the normalised text is a char boundary of the original, so
+//! character of the normalised text, the byte offset of the original
+//! character it came from. It is stored as runs over which both offsets
+//! advance together, so it costs one entry per *change* of offset (a
+//! collapsed whitespace run, a removed or re-encoded character), and no
+//! entry at all while the identity holds (ASCII text with at most case and
+//! single-byte substitutions). The map is strictly increasing over
+//! characters and every entry is a char boundary of the original, so
 //! [`Normalized::original_span`], which first widens a span to whole
 //! normalised characters, never splits a character.
 //!
@@ -108,9 +112,9 @@ struct Mark {
 pub struct Normalized {
     /// The normalised text: lower-case, folded, whitespace collapsed.
     pub text: String,
-    /// `map[i]` is the original byte offset of the character that produced
-    /// normalised byte `i`. Empty means identity (see the module docs).
-    map: Vec<u32>,
+    /// Where each normalised character came from, as runs (see [`Run`]).
+    /// Empty means identity (see the module docs).
+    map: Vec<Run>,
     marks: Vec<Mark>,
     original_len: u32,
 }
@@ -126,9 +130,7 @@ impl Normalized {
         let end = end.min(len);
         let start = start.min(end);
         // Widen a span that splits a normalised character to the whole
-        // character: map entries are char boundaries of the original only at
-        // char boundaries of the normalised text (an identity prefix that
-        // was materialised keeps one offset per byte).
+        // character: the map is defined at char boundaries only.
         let empty = start == end;
         let mut start = start;
         while !self.text.is_char_boundary(start) {
@@ -141,19 +143,15 @@ impl Normalized {
         if self.map.is_empty() {
             return (start, end);
         }
-        let s = self.map[start.min(len.saturating_sub(1))] as usize;
-        let s = if start == len { self.original_len as usize } else { s };
+        let s = if start == len { self.original_len as usize } else { run_source(&self.map, start) };
         if end == start {
             return (s, s);
         }
-        // End: the start of the next *different* source character, so a
-        // span ending inside a multi-byte expansion covers its whole source.
-        let last = self.map[end - 1];
-        let mut e = end;
-        while e < len && self.map[e] == last {
-            e += 1;
-        }
-        let e = if e == len { self.original_len as usize } else { self.map[e] as usize };
+        // End: where the next normalised character came from. Every
+        // normalised character comes from its own original character (no
+        // fold splits one into two), so this covers the whole source of the
+        // last character of the span, multi-byte expansions included.
+        let e = if end == len { self.original_len as usize } else { run_source(&self.map, end) };
         (s, e.max(s))
     }
 
@@ -203,131 +201,38 @@ pub fn normalize(input: &str) -> Normalized {
     } else {
         input
     };
-    if input.is_ascii() {
-        if let Some(text) = ascii_fast_path(input) {
-            return Normalized { text, map: Vec::new(), marks: Vec::new(), original_len: input.len() as u32 };
-        }
-    }
-    normalize_general(input)
+    normalize_with(input, true)
 }
 
-/// The common case in one pass: ASCII text where nothing but case and
-/// single whitespace characters changes. Bails out (returns `None`) at the
-/// first sign of anything else — a whitespace run, a control character, a
-/// word mixing letters and leet characters, two single-character words one
-/// separator apart — and the general path takes over.
-fn ascii_fast_path(input: &str) -> Option<String> {
-    // Byte classes, so the loop below is one table load and one match.
-    const LETTER: u8 = 0;
-    const LEET: u8 = 1; // 0 1 3 4 5 7 @ $
-    const DIGIT: u8 = 2; // other digits
-    const SPACE: u8 = 3; // ' ' \t \n \r
-    const BAIL: u8 = 4; // other control characters
-    const SEP: u8 = 5; // spacing separators
-    const PUNCT: u8 = 6;
-    const CLASS: [u8; 128] = {
-        let mut t = [PUNCT; 128];
-        let mut i = 0;
-        while i < 128 {
-            let c = i as u8;
-            t[i] = if c.is_ascii_alphabetic() {
-                LETTER
-            } else if matches!(c, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$') {
-                LEET
-            } else if c.is_ascii_digit() {
-                DIGIT
-            } else if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
-                SPACE
-            } else if c < 0x20 || c == 0x7f {
-                BAIL
-            } else if matches!(c, b'.' | b'-' | b'_' | b'*' | b'|' | b'/' | b'+' | b'~' | b',' | b':') {
-                SEP
-            } else {
-                PUNCT
-            };
-            i += 1;
-        }
-        t
-    };
-    let mut out = input.as_bytes().to_ascii_lowercase();
-    let mut prev_ws = false;
-    let mut word_len = 0usize;
-    let (mut letter, mut leety) = (false, false);
-    // Offset just after the last single-character word.
-    let mut last_single_end = usize::MAX;
-    let n = out.len();
-    let mut i = 0;
-    while i <= n {
-        let class = if i < n { CLASS[(out[i] & 0x7f) as usize] } else { PUNCT };
-        match class {
-            LETTER | LEET | DIGIT => {
-                word_len += 1;
-                letter |= class == LETTER;
-                leety |= class == LEET;
-                if letter && leety {
-                    return None;
-                }
-                prev_ws = false;
-                i += 1;
-                continue;
-            }
-            _ => {}
-        }
-        if word_len == 1 {
-            // Two single-character words one separator apart may be spaced-out
-            // letters: let the general path decide.
-            if last_single_end != usize::MAX && last_single_end + 2 == i {
-                let sep = out[i - 2];
-                if sep == b' ' || CLASS[(sep & 0x7f) as usize] == SEP {
-                    return None;
-                }
-            }
-            last_single_end = i;
-        }
-        word_len = 0;
-        letter = false;
-        leety = false;
-        if i == n {
-            break;
-        }
-        match class {
-            SPACE => {
-                if prev_ws {
-                    return None;
-                }
-                prev_ws = true;
-                out[i] = b' ';
-            }
-            BAIL => return None,
-            _ => prev_ws = false,
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The full two-stage normalisation (see the module docs).
-fn normalize_general(input: &str) -> Normalized {
-    // Stage 1: per-character fold.
+/// The two-stage normalisation (see the module docs); `plain` as for
+/// [`word_pass`].
+fn normalize_with(input: &str, plain: bool) -> Normalized {
+    // Stage 1: per-character fold. For ASCII that is only lower-casing,
+    // which the writer of stage 2 applies as it copies (see `Writer`), so
+    // ASCII text is not copied twice.
     let (folded, map1, marks1) = if input.is_ascii() {
-        (input.to_ascii_lowercase(), MapBuilder::new(), Vec::new())
+        (std::borrow::Cow::Borrowed(input), MapBuilder::new(), Vec::new())
     } else {
-        fold_chars(input)
+        let (folded, map, marks) = fold_chars(input);
+        (std::borrow::Cow::Owned(folded), map, marks)
     };
     // Stage 2: whitespace, spacing and leetspeak, composing the map.
     let mut w = Writer {
-        out: String::with_capacity(folded.len()),
+        out: Vec::with_capacity(folded.len()),
         map: MapBuilder::new(),
-        stage1: &map1,
+        stage1: &map1.runs,
+        stage1_run: 0,
         marks1: &marks1,
         next_mark1: 0,
         marks: Vec::new(),
     };
-    word_pass(&folded, &mut w);
+    word_pass(&folded, &mut w, plain);
     w.flush_marks_until(u32::MAX);
-    let map = w.finish_map();
-    let Writer { out, marks, .. } = w;
-    Normalized { text: out, map, marks, original_len: input.len() as u32 }
+    let Writer { out, map, marks, .. } = w;
+    // Every write is a `str`, a `char` or an ASCII byte replacing an ASCII
+    // byte, so this never fails; the fallback only avoids a panic path.
+    let text = String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    Normalized { text, map: map.finish(map1.resized), marks, original_len: input.len() as u32 }
 }
 
 /// Folds one character the way stage 1 does: `None` when it is removed
@@ -343,45 +248,82 @@ pub fn fold_char(c: char) -> Option<char> {
 // ---------------------------------------------------------------------------
 // The lazy map.
 
-/// Builds the byte map, staying empty while the identity holds.
+/// One run of the map: the normalised character at byte `out + k` came
+/// from the original character at byte `src + k`, for every `k` up to the
+/// next run. Runs start at char boundaries of the normalised text; offsets
+/// inside a character are not looked up (see [`Normalized::original_span`]).
+///
+/// Runs rather than one offset per byte, because text changes offsets
+/// rarely (a whitespace run, a removed or re-encoded character) and then
+/// keeps them for long stretches: the map stays small and a verbatim stretch
+/// costs one comparison, not one entry per byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    out: u32,
+    src: u32,
+}
+
+/// Source offset of the character at normalised byte `i` (a char boundary).
+/// Before the first run the map is the identity.
+#[inline]
+fn run_source(runs: &[Run], i: usize) -> usize {
+    let k = runs.partition_point(|r| r.out as usize <= i);
+    match k.checked_sub(1) {
+        Some(k) => runs[k].src as usize + (i - runs[k].out as usize),
+        None => i,
+    }
+}
+
+/// Builds the map, staying empty while the identity holds.
 struct MapBuilder {
-    map: Vec<u32>,
-    identity: bool,
+    runs: Vec<Run>,
     len: usize,
+    /// Some character changed length or was dropped in place. Mid-text that
+    /// also starts a run; at the very end it is the only trace, and it
+    /// still makes the map explicit (see [`MapBuilder::finish`]).
+    resized: bool,
 }
 
 impl MapBuilder {
     fn new() -> Self {
-        MapBuilder { map: Vec::new(), identity: true, len: 0 }
+        MapBuilder { runs: Vec::new(), len: 0, resized: false }
     }
 
-    /// Records `out_bytes` output bytes produced from the source character at
-    /// `src` that was `src_bytes` long.
+    /// The source offset the current run predicts for the next character.
+    #[inline]
+    fn next_src(&self) -> usize {
+        match self.runs.last() {
+            Some(r) => r.src as usize + (self.len - r.out as usize),
+            None => self.len,
+        }
+    }
+
+    /// Records `out_bytes` output bytes made from `src_bytes` source bytes
+    /// at `src` (one character, or a verbatim copy of equal length).
     #[inline]
     fn push(&mut self, src: usize, src_bytes: usize, out_bytes: usize) {
-        if self.identity {
-            if src == self.len && src_bytes == out_bytes {
-                self.len += out_bytes;
-                return;
-            }
-            self.identity = false;
-            self.map.reserve(self.len + out_bytes + 16);
-            self.map.extend(0..self.len as u32);
+        if src != self.next_src() {
+            self.runs.push(Run { out: self.len as u32, src: src as u32 });
         }
-        for _ in 0..out_bytes {
-            self.map.push(src as u32);
-        }
+        self.resized |= src_bytes != out_bytes;
         self.len += out_bytes;
     }
 
-    /// Original offset of output byte `i` (stage 1 lookup).
-    #[inline]
-    fn get(&self, i: usize) -> usize {
-        if self.identity {
-            i
-        } else {
-            self.map.get(i).copied().unwrap_or(self.len as u32) as usize
+    /// The finished map. Without runs it is the identity, unless something
+    /// was resized or dropped in place (`resized`, here or in `earlier`, the
+    /// stage composed into this one): text that shrank at its very end (a
+    /// trailing whitespace run or control character) keeps an explicit map
+    /// so its end maps to the source's end. Characters removed by stage 1
+    /// at the very end leave the identity in place, as they always have.
+    fn finish(mut self, earlier: bool) -> Vec<Run> {
+        // Empty text needs no map: every span is (clamped to) the empty one.
+        if self.len == 0 {
+            return Vec::new();
         }
+        if self.runs.is_empty() && (self.resized || earlier) {
+            self.runs.push(Run { out: 0, src: 0 });
+        }
+        self.runs
     }
 }
 
@@ -584,11 +526,18 @@ fn strip_accent(c: char) -> Option<char> {
 // Stage 2: the word pass.
 
 /// Output of stage 2, composing its map with stage 1's and re-homing stage 1
-/// marks to output offsets.
+/// marks to output offsets. It lower-cases ASCII as it writes: a no-op on
+/// folded text, and all stage 1 does to ASCII input (the word pass reads
+/// only case-blind classes: letters, digits, whitespace, punctuation).
 struct Writer<'a> {
-    out: String,
+    /// UTF-8 (bytes, so plain stretches can be copied and patched in one go).
+    out: Vec<u8>,
+    /// Output offsets to *original* offsets (composed with stage 1).
     map: MapBuilder,
-    stage1: &'a MapBuilder,
+    stage1: &'a [Run],
+    /// Index of the stage-1 run that covers the folded offsets being
+    /// written (they only grow, so a cursor replaces a search per lookup).
+    stage1_run: usize,
     marks1: &'a [Mark],
     next_mark1: usize,
     marks: Vec<Mark>,
@@ -613,82 +562,82 @@ impl Writer<'_> {
     #[inline]
     fn push(&mut self, c: char, src: usize, src_len: usize) {
         self.flush_marks_until(src as u32);
-        let before = self.out.len();
-        self.out.push(c);
-        let n = self.out.len() - before;
-        self.push_map(src, src_len, n);
+        let n = if c.is_ascii() {
+            self.out.push((c as u8).to_ascii_lowercase());
+            1
+        } else {
+            let mut buf = [0u8; 4];
+            let n = c.encode_utf8(&mut buf).len();
+            self.out.extend_from_slice(&buf[..n]);
+            n
+        };
+        let (orig, _) = self.stage1_source(src);
+        self.map.push(orig, src_len, n);
     }
 
     /// Pushes a verbatim slice of the folded text starting at `src`.
     #[inline]
     fn push_str(&mut self, s: &str, src: usize) {
+        self.push_plain(s, src, false);
+    }
+
+    /// Pushes a slice of the folded text starting at `src` verbatim, except
+    /// that (when `spaces` is set) each ASCII whitespace byte becomes a
+    /// space: what the word pass makes of a stretch of plain words,
+    /// punctuation and single whitespace characters (see [`plain_stretch`]).
+    #[inline]
+    fn push_plain(&mut self, s: &str, src: usize, spaces: bool) {
         if s.is_empty() {
             return;
         }
-        if self.map.identity && src == self.map.len {
-            // Fast path: output offsets still equal folded offsets, so
-            // stage-1 marks inside the slice keep their offsets.
-            let end = (src + s.len()) as u32;
-            while let Some(m) = self.marks1.get(self.next_mark1) {
-                if m.at >= end {
-                    break;
-                }
-                self.marks.push(*m);
-                self.next_mark1 += 1;
+        let out_start = self.out.len();
+        let end = src + s.len();
+        // Stage-1 marks inside the slice keep their distance from its start
+        // (earlier ones land on its start), exactly as pushing it char by
+        // char would place them.
+        while let Some(m) = self.marks1.get(self.next_mark1) {
+            if m.at as usize >= end {
+                break;
             }
-            self.out.push_str(s);
-            self.map.len += s.len();
-            return;
+            let at = out_start + (m.at as usize).saturating_sub(src);
+            self.marks.push(Mark { at: at as u32, kind: m.kind });
+            self.next_mark1 += 1;
         }
-        for (i, c) in s.char_indices() {
-            self.push(c, src + i, c.len_utf8());
+        let table = if spaces { &LOWER_SPACED } else { &LOWER };
+        self.out.extend(s.bytes().map(|b| table[b as usize]));
+        // A verbatim copy keeps the character steps of each stage-1 run it
+        // spans, so it costs one map push per stage-1 run, not per char.
+        let mut pos = src;
+        while pos < end {
+            let (orig, run_end) = self.stage1_source(pos);
+            let to = run_end.min(end);
+            self.map.push(orig, to - pos, to - pos);
+            pos = to;
         }
     }
 
-    /// Records `n` output bytes made from the folded char at `src`
-    /// (`src_len` bytes long). Stage 2 stays lazy while output offsets equal
-    /// folded offsets; once that breaks, it stores *original* offsets by
-    /// composing with stage 1.
+    /// The original offset of the folded character at `src`, and the end
+    /// (in folded offsets) of the stage-1 run it lies in.
     #[inline]
-    fn push_map(&mut self, src: usize, src_len: usize, n: usize) {
-        if self.map.identity && src == self.map.len && src_len == n {
-            self.map.len += n;
-            return;
+    fn stage1_source(&mut self, src: usize) -> (usize, usize) {
+        let runs = self.stage1;
+        if runs.is_empty() {
+            return (src, usize::MAX);
         }
-        self.break_identity();
-        let orig = self.stage1.get(src) as u32;
-        for _ in 0..n {
-            self.map.map.push(orig);
+        // Offsets only grow, but stay correct if one ever goes back.
+        if self.stage1_run > 0 && runs[self.stage1_run - 1].out as usize > src {
+            self.stage1_run = 0;
         }
-        self.map.len += n;
-    }
-
-    /// Materialises the stage-2 map (composed with stage 1) for the output
-    /// so far.
-    fn break_identity(&mut self) {
-        if !self.map.identity {
-            return;
+        while self.stage1_run < runs.len() && runs[self.stage1_run].out as usize <= src {
+            self.stage1_run += 1;
         }
-        self.map.identity = false;
-        let len = self.map.len;
-        self.map.map.reserve(len + 16);
-        for i in 0..len {
-            let o = self.stage1.get(i) as u32;
-            self.map.map.push(o);
-        }
-    }
-
-    /// The final map: stage 1's when stage 2 kept the identity.
-    fn finish_map(&mut self) -> Vec<u32> {
-        if self.map.identity {
-            if self.stage1.identity {
-                Vec::new()
-            } else {
-                self.stage1.map.clone()
-            }
-        } else {
-            std::mem::take(&mut self.map.map)
-        }
+        // `stage1_run` is now the first run starting after `src`.
+        let next = runs.get(self.stage1_run).map_or(usize::MAX, |r| r.out as usize);
+        let orig = match self.stage1_run.checked_sub(1) {
+            Some(k) => runs[k].src as usize + (src - runs[k].out as usize),
+            None => src,
+        };
+        (orig, next)
     }
 
     fn mark(&mut self, at: usize, kind: Obfuscation) {
@@ -725,63 +674,196 @@ fn leet(c: char) -> Option<char> {
 /// The minimum number of spaced-out single letters that are joined.
 pub const MIN_SPACED_LETTERS: usize = 3;
 
-fn word_pass(s: &str, w: &mut Writer<'_>) {
-    let bytes = s.as_bytes();
+/// The word pass over folded text `s`. With `plain` set, stretches of
+/// plain ASCII text are emitted in bulk by [`plain_stretch`], and only the
+/// tokens it cannot decide go through the token-by-token code; without it
+/// every token does (the reference the bulk path is tested against).
+fn word_pass(s: &str, w: &mut Writer<'_>, plain: bool) {
     let mut i = 0;
-    while i < bytes.len() {
-        let c = match s[i..].chars().next() {
-            Some(c) => c,
-            None => break,
-        };
-        let clen = c.len_utf8();
-        if c.is_whitespace() {
-            let mut j = i + clen;
-            while let Some(d) = s[j..].chars().next() {
-                if !d.is_whitespace() {
-                    break;
-                }
-                j += d.len_utf8();
+    while i < s.len() {
+        if plain {
+            i = plain_stretch(s, i, w);
+            if i >= s.len() {
+                break;
             }
-            // A single ASCII whitespace byte stays one byte at the same
-            // offset (identity holds); longer runs shrink.
-            w.push(' ', i, j - i);
-            i = j;
-            continue;
         }
-        if is_word_char(c) {
-            let end = word_end(s, i);
-            if end - i == clen {
-                if let Some(next) = spaced_run(s, i) {
-                    emit_spaced(s, i, next, w);
-                    i = next;
-                    continue;
-                }
-            }
-            emit_word(s, i, end, w);
-            i = end;
-            continue;
-        }
-        if c.is_control() {
-            // Control characters other than whitespace are invisible noise.
-            w.flush_marks_until(i as u32);
-            let at = w.out.len();
-            w.mark(at, Obfuscation::INVISIBLE);
-            // Nothing is emitted, so output offsets drift from here on.
-            w.break_identity();
-            i += clen;
-            continue;
-        }
-        // Other punctuation: verbatim, in a run.
+        i = word_pass_token(s, i, w);
+    }
+}
+
+/// Emits the token starting at `i` (a token start: whitespace run, word,
+/// control character or punctuation run) and returns where the next starts.
+fn word_pass_token(s: &str, i: usize, w: &mut Writer<'_>) -> usize {
+    let Some(c) = s[i..].chars().next() else { return s.len() };
+    let clen = c.len_utf8();
+    if c.is_whitespace() {
         let mut j = i + clen;
         while let Some(d) = s[j..].chars().next() {
-            if d.is_whitespace() || is_word_char(d) || d.is_control() {
+            if !d.is_whitespace() {
                 break;
             }
             j += d.len_utf8();
         }
-        w.push_str(&s[i..j], i);
-        i = j;
+        // A single ASCII whitespace byte stays one byte at the same
+        // offset (identity holds); longer runs shrink.
+        w.push(' ', i, j - i);
+        return j;
     }
+    if is_word_char(c) {
+        let end = word_end(s, i);
+        if end - i == clen {
+            if let Some(next) = spaced_run(s, i) {
+                emit_spaced(s, i, next, w);
+                return next;
+            }
+        }
+        emit_word(s, i, end, w);
+        return end;
+    }
+    if c.is_control() {
+        // Control characters other than whitespace are invisible noise.
+        w.flush_marks_until(i as u32);
+        let at = w.out.len();
+        w.mark(at, Obfuscation::INVISIBLE);
+        w.map.resized = true;
+        return i + clen;
+    }
+    // Other punctuation: verbatim, in a run.
+    let mut j = i + clen;
+    while let Some(d) = s[j..].chars().next() {
+        if d.is_whitespace() || is_word_char(d) || d.is_control() {
+            break;
+        }
+        j += d.len_utf8();
+    }
+    w.push_str(&s[i..j], i);
+    j
+}
+
+/// ASCII lower-casing as a table (bytes from 0x80 on are kept: UTF-8 stays
+/// valid).
+const LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).to_ascii_lowercase();
+        i += 1;
+    }
+    t
+};
+
+/// [`LOWER`], and ASCII whitespace to a space.
+const LOWER_SPACED: [u8; 256] = {
+    let mut t = LOWER;
+    let mut i = 0;
+    while i < 128 {
+        if PLAIN_CLASS[i] == P_SPACE {
+            t[i] = b' ';
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Byte classes of folded ASCII for [`plain_stretch`].
+const P_LETTER: u8 = 0;
+const P_LEET: u8 = 1; // digits and symbols `leet` reads as letters
+const P_DIGIT: u8 = 2; // other digits
+const P_SPACE: u8 = 3; // what `char::is_whitespace` accepts in ASCII
+const P_STOP: u8 = 4; // control characters and non-ASCII bytes
+const P_SEP: u8 = 5; // punctuation that `is_spacing_separator` accepts
+const P_PUNCT: u8 = 6;
+const PLAIN_CLASS: [u8; 256] = {
+    let mut t = [P_STOP; 256];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = if c.is_ascii_alphabetic() {
+            P_LETTER
+        } else if matches!(c, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$') {
+            P_LEET
+        } else if c.is_ascii_digit() {
+            P_DIGIT
+        } else if matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+            P_SPACE
+        } else if c < 0x20 || c == 0x7f {
+            P_STOP
+        } else if matches!(c, b'.' | b'-' | b'_' | b'*' | b'|' | b'/' | b'+' | b'~' | b',' | b':') {
+            P_SEP
+        } else {
+            P_PUNCT
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Emits the longest stretch from `from` (a token start) that the token
+/// code would emit verbatim, single whitespace characters as spaces, and
+/// whitespace runs on the way; returns where it stopped: the end, or the
+/// start of a token it leaves to [`word_pass_token`]. It stops before a
+/// control character, any non-ASCII byte (a word or whitespace run might go
+/// on through it), a word mixing letters and leet characters, and a
+/// single-character word that could begin spaced-out letters.
+///
+/// Token boundaries do not depend on what came before a token start, and a
+/// punctuation run emits the same whether copied whole or in pieces, so
+/// handing over at a token start gives exactly the token-by-token result.
+fn plain_stretch(s: &str, from: usize, w: &mut Writer<'_>) -> usize {
+    let b = s.as_bytes();
+    let n = b.len();
+    let class = |i: usize| PLAIN_CLASS[b[i] as usize];
+    let is_word = |c: u8| c <= P_DIGIT;
+    let mut piece = from;
+    let mut i = from;
+    while i < n {
+        match class(i) {
+            P_LETTER | P_LEET | P_DIGIT => {
+                let start = i;
+                let (mut letter, mut leet) = (false, false);
+                while i < n && is_word(class(i)) {
+                    letter |= class(i) == P_LETTER;
+                    leet |= class(i) == P_LEET;
+                    i += 1;
+                }
+                if (i < n && b[i] >= 0x80) || (letter && leet) {
+                    i = start;
+                    break;
+                }
+                // `spaced_run` needs a separator, then another
+                // single-character word (or a non-ASCII byte, which may be
+                // one).
+                if i - start == 1 && i + 1 < n && (b[i] == b' ' || class(i) == P_SEP) {
+                    let next = b[i + 1];
+                    let single = i + 2 >= n || !is_word(class(i + 2));
+                    if next >= 0x80 || (is_word(class(i + 1)) && single) {
+                        i = start;
+                        break;
+                    }
+                }
+            }
+            P_SPACE => {
+                let mut j = i + 1;
+                while j < n && class(j) == P_SPACE {
+                    j += 1;
+                }
+                if j < n && b[j] >= 0x80 {
+                    // Non-ASCII whitespace may continue the run.
+                    break;
+                }
+                if j > i + 1 {
+                    w.push_plain(&s[piece..i], piece, true);
+                    w.push(' ', i, j - i);
+                    piece = j;
+                }
+                i = j;
+            }
+            P_SEP | P_PUNCT => i += 1,
+            _ => break,
+        }
+    }
+    w.push_plain(&s[piece..i], piece, true);
+    i
 }
 
 #[inline]
@@ -859,8 +941,8 @@ fn emit_spaced(s: &str, start: usize, end: usize, w: &mut Writer<'_>) {
             push_leet(c, start + i, c.len_utf8(), true, w);
         }
     }
-    // The separators are dropped, so output offsets drift.
-    w.break_identity();
+    // The separators are dropped in place.
+    w.map.resized = true;
 }
 
 #[inline]
@@ -1536,6 +1618,11 @@ mod tests {
         }
     }
 
+
+
+
+
+
     mod props {
         use super::super::*;
         use proptest::prelude::*;
@@ -1570,13 +1657,13 @@ mod tests {
             }
 
             #[test]
-            fn ascii_fast_path_agrees_with_the_general_path(s in "[a-zA-Z0-9 .,@$\\-_\t\n\r\x01]{0,60}") {
-                if let Some(fast) = ascii_fast_path(&s) {
-                    let general = normalize_general(&s);
-                    prop_assert_eq!(&fast, &general.text);
-                    prop_assert!(general.map.is_empty(), "general path broke identity for {:?}", s);
-                    prop_assert!(general.marks.is_empty());
-                }
+            fn plain_stretches_match_the_token_path(s in "[a-zA-Z0-9 .,:;!?'\"()@$\\-_*|/+~\t\n\r\x0b\x0c\x01\x7féÉа\u{A0}\u{2003}\u{200B}𝐢]{0,60}") {
+                prop_assert_eq!(normalize_with(&s, true), normalize_with(&s, false));
+            }
+
+            #[test]
+            fn plain_stretches_match_the_token_path_on_spaced_letters(s in "[aBc1@$ .\\-\t\n]{0,40}") {
+                prop_assert_eq!(normalize_with(&s, true), normalize_with(&s, false));
             }
 
             #[test]
