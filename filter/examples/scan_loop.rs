@@ -3,7 +3,9 @@
 //! `cargo build --profile profiling -p rheostat-filter --example scan_loop`, then
 //! `perf record -g target/profiling/examples/scan_loop target/corpus body 5`.
 //! Paths: `body` (buffered OpenAI JSON), `openai` and `anthropic` (SSE in
-//! 1 KiB pushes).
+//! 1 KiB pushes), `request` (the 2 KiB chat request), `exchange` (that
+//! request, then a 100-frame OpenAI answer pushed frame by frame: the
+//! engine's share of the bench's per-exchange figure).
 
 use rheostat_filter::codec::Provider;
 use rheostat_filter::detect::redact::PseudonymKey;
@@ -28,12 +30,25 @@ fn main() {
         "anthropic" => (read("anthropic.sse"), Provider::Anthropic, &anthropic),
         _ => (read("body.json"), Provider::OpenAiChat, &openai),
     };
+    let request = read("openai_request.json");
+    let answer: Vec<&[u8]> = input.split_inclusive(|&b| b == b'\n').collect();
+    let answer_frames: Vec<Vec<u8>> = answer.chunks(2).take(100).map(|c| c.concat()).collect();
     let frames = input.windows(2).filter(|w| w == b"\n\n").count();
     let started = Instant::now();
     let mut calls = 0usize;
     let mut findings = 0;
     while started.elapsed().as_secs_f64() < seconds {
-        findings = if what == "body" {
+        findings = if what == "request" {
+            engine.inspect_request("/v1/chat/completions", &request, &key).findings.len()
+        } else if what == "exchange" {
+            let context = engine.inspect_request("/v1/chat/completions", &request, &key).context;
+            let (mut stream, _) = engine.open_stream(&context, Provider::OpenAiChat, key);
+            for frame in &answer_frames {
+                stream.push(frame);
+            }
+            stream.finish();
+            stream.findings().len()
+        } else if what == "body" {
             engine.inspect_response_body(context, provider, &input, key).findings.len()
         } else {
             let (mut stream, _) = engine.open_stream(context, provider, key);
@@ -47,5 +62,9 @@ fn main() {
     }
     let s = started.elapsed().as_secs_f64();
     let mb_s = (input.len() * calls) as f64 / s / 1e6;
-    println!("{what}: {calls} calls, {findings} findings, {mb_s:.1} MB/s of input, {:.0} frames/s", (frames * calls) as f64 / s);
+    println!(
+        "{what}: {calls} calls ({:.1} us each), {findings} findings, {mb_s:.1} MB/s of input, {:.0} frames/s",
+        s * 1e6 / calls as f64,
+        (frames * calls) as f64 / s
+    );
 }

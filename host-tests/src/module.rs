@@ -30,6 +30,10 @@ fn engine() -> anyhow::Result<Engine> {
     }
     let mut config = Config::new();
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // `perf record` can then name the module's functions (README, "Benchmarks").
+    if std::env::var_os("RHEOSTAT_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine =
         Engine::new(&config).map_err(|e| anyhow!("cannot create the wasmtime engine: {e:#}"))?;
     Ok(ENGINE.get_or_init(|| engine).clone())
