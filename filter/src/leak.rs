@@ -82,9 +82,9 @@ impl Default for LeakConfig {
 pub struct PromptFingerprint {
     /// Sorted, distinct shingle hashes.
     shingles: Vec<u64>,
-    /// The words of kept shingles: most response words are not prompt
-    /// words, and a window holding one cannot be a shingle, so the hash and
-    /// the search are skipped for it.
+    /// Every word of the prompt (so every word of a kept shingle): most
+    /// response words are not prompt words, and a window holding one
+    /// cannot be a shingle, so the hash and the search are skipped for it.
     words: WordFilter,
 }
 
@@ -173,16 +173,7 @@ impl Words {
             return None;
         };
         if f.is_alphanumeric() {
-            if !self.in_word {
-                self.in_word = true;
-                self.hash = FNV_OFFSET;
-                self.start = at;
-                self.text.clear();
-            }
-            self.hash = (self.hash ^ u64::from(f as u32)).wrapping_mul(FNV_PRIME);
-            if self.keep_text && self.text.len() < 64 {
-                self.text.push(f);
-            }
+            self.letter(f, at);
             None
         } else {
             self.end(at)
@@ -192,21 +183,27 @@ impl Words {
     /// [`Words::feed`] for an ASCII byte, whose fold is its lower case.
     #[inline]
     fn feed_ascii(&mut self, b: u8, at: usize) -> Option<Word> {
-        if !b.is_ascii_alphanumeric() {
-            return self.end(at);
+        if b.is_ascii_alphanumeric() {
+            self.letter(char::from(b.to_ascii_lowercase()), at);
+            None
+        } else {
+            self.end(at)
         }
-        let f = b.to_ascii_lowercase();
+    }
+
+    /// Adds the folded word character `f`, found at `at`, to the current word.
+    #[inline]
+    fn letter(&mut self, f: char, at: usize) {
         if !self.in_word {
             self.in_word = true;
             self.hash = FNV_OFFSET;
             self.start = at;
             self.text.clear();
         }
-        self.hash = (self.hash ^ u64::from(f)).wrapping_mul(FNV_PRIME);
+        self.hash = (self.hash ^ u64::from(f as u32)).wrapping_mul(FNV_PRIME);
         if self.keep_text && self.text.len() < 64 {
-            self.text.push(char::from(f));
+            self.text.push(f);
         }
-        None
     }
 
     /// Feeds `text`, which starts at stream offset `base`; `on_word` gets

@@ -100,7 +100,7 @@ impl Registry {
             return None;
         }
         let value = registrable(value);
-        let index = self.index(store, kind.name(), &value);
+        let index = self.index_of_registrable(store, kind.name(), &value);
         let value = if index >= self.cap { OTHER.to_string() } else { value.into_owned() };
         Some(Scope {
             kind,
@@ -112,7 +112,11 @@ impl Registry {
     /// The index of `value` in the list `name` (a scope kind or [`TOOLS`]),
     /// registering it if new; `cap` when the list is full.
     pub fn index(&self, store: &dyn SharedStore, name: &'static str, value: &str) -> u32 {
-        let value = &*registrable(value);
+        self.index_of_registrable(store, name, &registrable(value))
+    }
+
+    /// [`Registry::index`] of a value already made [`registrable`].
+    fn index_of_registrable(&self, store: &dyn SharedStore, name: &'static str, value: &str) -> u32 {
         let cached = self.cache.borrow().get(&(name, value.to_string())).copied();
         if let Some(index) = cached {
             return index;
