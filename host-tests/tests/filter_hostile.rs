@@ -1360,24 +1360,8 @@ fn secrets() -> Vec<Secret> {
 }
 
 fn luhn(number: &str) -> bool {
-    let digits: Vec<u32> = number.chars().filter_map(|c| c.to_digit(10)).collect();
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 1 {
-                if d * 2 > 9 {
-                    d * 2 - 9
-                } else {
-                    d * 2
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum % 10 == 0
+    let digits: Vec<u8> = number.bytes().filter(u8::is_ascii_digit).collect();
+    rheostat_filter::detect::card::luhn_valid(&digits)
 }
 
 #[test]
