@@ -5,7 +5,7 @@
 //! properties its comments promise, and every embedded policy goes through
 //! the parser `rheostat check` and the filter's on_configure use.
 
-mod common;
+use crate::common;
 
 use rheostat_filter::engine::Engine;
 use rheostat_host::oci;

@@ -1095,7 +1095,7 @@ fn open_streams(host: &mut Host, n: usize, frames: &[String], per_chunk: usize) 
 }
 
 /// Linear memory per open stream with a full hold-back window. Measured
-/// with `cargo test -p rheostat-host --test filter_hostile a_thousand --
+/// with `cargo test -p rheostat-host --test host a_thousand --
 /// --nocapture` (and `rheostat bench`, `bytes_per_stream`):
 ///
 /// * ~100 frames are held per stream: the window is ~450–600 bytes of text
@@ -1115,7 +1115,7 @@ const MAX_BYTES_PER_STREAM: f64 = 56.0 * 1024.0;
 
 #[test]
 fn a_thousand_open_streams_with_full_windows_stay_under_the_per_stream_bound() {
-    // cargo test -p rheostat-host --test filter_hostile a_thousand -- --nocapture
+    // cargo test -p rheostat-host --test host a_thousand -- --nocapture
     let policy = json!({});
     let mut host = start(policy.clone());
     let frames = token_frames(200);

@@ -1,8 +1,7 @@
 //! Whole recorded exchanges through `Worker::run_exchange`, and the
 //! properties a module can read about its stream.
 
-mod common;
-use common::*;
+use crate::common::*;
 use rheostat_host::exchange::{Chunking, Exchange};
 use rheostat_host::{
     Cluster, Host, HostConfig, DEFAULT_START_UNIX_MS, SOURCE_ADDRESS, SOURCE_PORT,

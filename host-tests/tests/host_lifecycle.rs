@@ -1,8 +1,7 @@
 //! A module's life in Envoy: linking, start-up, configuration changes,
 //! logs, and what a trap does to a worker.
 
-mod common;
-use common::*;
+use crate::common::*;
 use rheostat_host::{Host, HostConfig, LogLevel, Outcome, CANARY_WORKER};
 use serde_json::{json, Value};
 

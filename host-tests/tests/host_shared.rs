@@ -1,8 +1,7 @@
 //! What workers share: shared data with Envoy's compare-and-swap, queues,
 //! and metrics — with several VM instances, some on their own threads.
 
-mod common;
-use common::*;
+use crate::common::*;
 use rheostat_host::{Host, HostConfig, LogLine};
 use serde_json::{json, Value};
 

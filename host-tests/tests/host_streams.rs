@@ -2,8 +2,7 @@
 //! local replies and buffer limits — each rule as Envoy's filter manager
 //! applies it, pinned with the probe module.
 
-mod common;
-use common::*;
+use crate::common::*;
 use rheostat_host::{Callback, Cluster, HostConfig, Outcome};
 use serde_json::{json, Value};
 

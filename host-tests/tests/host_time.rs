@@ -1,8 +1,7 @@
 //! Virtual time: the clock the module reads, timers (one per root context
 //! per VM), and outgoing HTTP calls answered now or later.
 
-mod common;
-use common::*;
+use crate::common::*;
 use rheostat_host::{CallOutcome, Cluster, Host, HostConfig, DEFAULT_START_UNIX_MS};
 use serde_json::{json, Value};
 

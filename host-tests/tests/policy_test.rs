@@ -2,7 +2,7 @@
 //! pass, a wrong expectation fails with a diff a person can read, and a
 //! broken case file is an error, never a silent pass.
 
-mod common;
+use crate::common;
 
 use rheostat_host::policy_test::{self, Verdict};
 use std::path::{Path, PathBuf};
