@@ -278,7 +278,7 @@ impl Line {
 /// A line's field name and value: the value after the first colon (one
 /// leading space dropped), or empty for a line without a colon.
 fn field(text: &str) -> (&str, &str) {
-    match text.find(':') {
+    match memchr::memchr(b':', text.as_bytes()) {
         Some(p) => (
             &text[..p],
             text[p + 1..].strip_prefix(' ').unwrap_or(&text[p + 1..]),

@@ -28,7 +28,9 @@ pub mod openai_responses;
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::LazyLock;
 
+use memchr::memmem;
 use serde_json::value::RawValue;
 
 use crate::sse::SseEvent;
@@ -544,9 +546,11 @@ impl StreamCodec {
 /// (Anthropic, Responses), at the top or under `message` / `response`.
 /// Most frames carry no usage, so they are not parsed a second time.
 pub fn reported_output_tokens(data: &str) -> Option<u64> {
-    if !data.contains("\"usage\"") {
-        return None;
-    }
+    // Once per frame: a prebuilt searcher, not `str::contains`, which sets
+    // up a Two-Way searcher on every call (5 % of a stream's time in wasm).
+    static USAGE_KEY: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
+    USAGE_KEY.find(data.as_bytes())?;
     fn counts(usage: &RawValue) -> Option<[Option<&RawValue>; 2]> {
         json::pick_raw(usage, ["completion_tokens", "output_tokens"])
     }
