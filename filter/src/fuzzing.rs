@@ -20,7 +20,7 @@
 //! | [`policy`] | `Policy::from_json`, `Engine::compile` | no panic; a valid policy re-serialises to a valid policy; a compiled engine inspects a request, a stream and a body without panicking |
 //! | [`sse`] | `SseDecoder` | raw bytes of the events concatenate to the input; the events do not depend on the chunking; events respect the size cap; `with_data` round-trips |
 //! | [`codec_request`] | `parse_request`, `rewrite_request` | locators are string literals that decode to their text; rewriting every text and re-parsing gives the new texts in the same places |
-//! | [`codec_response`] | `parse_response`, `StreamCodec::parse` | the same for bodies and for frames of the SSE-decoded input; block frames are valid SSE with JSON data |
+//! | [`codec_response`] | `parse_response`, `StreamCodec::parse` | the same for bodies and for frames of the SSE-decoded input; OpenAI chat frames read in one pass as the level-by-level reference reads them; block frames are valid SSE with JSON data |
 //! | [`stream_differential`] | `ResponseStream` with the default engine (or, by the input's hash, one with a tight memory cap and a fail-closed route) | whole, byte-at-a-time and random chunkings give byte-identical output, findings, block decision and stats, for each provider |
 //! | [`normalize`] | `normalize`, `decode_blobs` | the offset map is monotonic and lands on char boundaries; blob spans are valid |
 //! | [`json_schema`] | `format::Schema` | compile agrees with `from_json`; `check_response` agrees with `validate`; bounded violations |
@@ -393,6 +393,13 @@ pub fn codec_response(data: &[u8]) {
                 );
                 continue;
             };
+            if provider == Provider::OpenAiChat {
+                assert_eq!(
+                    codec::openai_chat::parse_frame(data),
+                    codec::openai_chat::reference::parse_frame(data),
+                    "the single-pass chunk reading differs from the level-by-level one"
+                );
+            }
             let pieces: Vec<_> = view.pieces.iter().chain(&view.snapshots).collect();
             for p in &pieces {
                 assert_literal(data, p.locator, &p.text, "frame piece");

@@ -821,7 +821,7 @@ pub(crate) mod json {
 
     /// Runs `seed` over the whole of `s` as `serde_json::from_str` would
     /// (trailing characters other than whitespace are an error).
-    fn from_str_seed<'a, S: DeserializeSeed<'a>>(s: &'a str, seed: S) -> Option<S::Value> {
+    pub fn from_str_seed<'a, S: DeserializeSeed<'a>>(s: &'a str, seed: S) -> Option<S::Value> {
         let mut de = serde_json::Deserializer::from_str(s);
         let value = seed.deserialize(&mut de).ok()?;
         de.end().ok()?;
