@@ -1025,7 +1025,21 @@ pub(crate) mod json {
         if !raw.get().starts_with('"') {
             return None;
         }
-        serde_json::from_str::<Str<'_>>(raw.get()).ok().map(|s| s.0)
+        string_text(raw)
+    }
+
+    /// The text of the JSON string `raw` holds. A raw value was validated
+    /// when it was read (control characters included), so a string without
+    /// a backslash is the text between its quotes: most stream pieces are,
+    /// and they skip a second parse.
+    fn string_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+        let s = raw.get();
+        if let Some(inner) = s.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+                return Some(Cow::Borrowed(inner));
+            }
+        }
+        serde_json::from_str::<Str<'_>>(s).ok().map(|s| s.0)
     }
 
     /// `None` if not a string; `Some(Err)` if a string that does not decode.
@@ -1037,9 +1051,9 @@ pub(crate) mod json {
         let Some(loc) = locate(base, raw) else {
             return Some(Err(()));
         };
-        match serde_json::from_str::<Str<'a>>(raw.get()) {
-            Ok(s) => Some(Ok((s.0, loc))),
-            Err(_) => Some(Err(())),
+        match string_text(raw) {
+            Some(text) => Some(Ok((text, loc))),
+            None => Some(Err(())),
         }
     }
 
@@ -1215,6 +1229,23 @@ mod tests {
     }
 
     proptest::proptest! {
+        // The unescaped fast path of `json::cow` must read what serde_json reads.
+        #[test]
+        fn a_raw_string_reads_as_serde_json_reads_it(
+            text in ".*",
+            literal in r#""([a-z é😀]|\\[nt"\\/]|\\u00[0-7][0-9a-f]|\\ud83d\\ude00)*""#,
+        ) {
+            for lit in [serde_json::to_string(&text).unwrap(), literal] {
+                let raw: &RawValue = serde_json::from_str(lit.as_str()).unwrap();
+                let expected: String = serde_json::from_str(&lit).unwrap();
+                let read = json::cow(raw);
+                proptest::prop_assert_eq!(read.as_deref(), Some(expected.as_str()));
+                let (decoded, at) = json::text(&lit, raw).unwrap().unwrap();
+                proptest::prop_assert_eq!(decoded.as_ref(), expected.as_str());
+                proptest::prop_assert_eq!((at.start, at.end), (0, lit.len()));
+            }
+        }
+
         #[test]
         fn rewritten_texts_parse_back_and_nothing_else_moves(
             texts in proptest::collection::vec(".*", 1..6),
