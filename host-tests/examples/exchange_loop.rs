@@ -22,26 +22,8 @@ fn main() -> anyhow::Result<()> {
     let shared = host.shared();
     let start = Instant::now();
     for i in 0..runs {
-        let mut s = host.worker(0).open_stream();
-        s.request_headers(
-            &[
-                (":method", "POST"),
-                (":path", "/v1/chat/completions"),
-                (":authority", "llm.local"),
-                (":scheme", "http"),
-                ("content-type", "application/json"),
-                ("x-tenant-id", "bench"),
-                ("x-request-id", "7d1e9c52-4b1f-4a8e-9d2c-3f6a1b0e5c7d"),
-            ],
-            false,
-        );
-        s.request_body(&request, true);
-        s.response_headers(&[(":status", "200"), ("content-type", "text/event-stream; charset=utf-8")], false);
-        for (k, f) in frames.iter().enumerate() {
-            s.response_body(f.as_bytes(), k + 1 == frames.len());
-        }
-        assert!(s.downstream_complete(), "exchange {i} did not complete");
-        s.finish();
+        let complete = rheostat_host::bench::drive(host.worker(0), &request, &frames);
+        assert_eq!(complete, 1, "exchange {i} did not complete");
         if i % 256 == 0 {
             shared.take_logs();
         }

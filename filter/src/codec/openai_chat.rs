@@ -429,27 +429,43 @@ impl<'de> Visitor<'de> for ChunkSeed {
     }
 }
 
-/// A level's visitor methods for the JSON types it does not look for: such
-/// a value yields nothing, as the level-by-level reading finds nothing in it.
-macro_rules! scalars_yield_nothing {
-    () => {
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(Default::default())
+/// A level whose value may be any JSON type: the seed reads it with
+/// `deserialize_any`, and the visitor methods for the scalar types it does
+/// not look for yield nothing, as the level-by-level reading finds nothing
+/// in them. The caller writes the `visit_map` and `visit_seq` methods.
+macro_rules! any_value_level {
+    ($seed:ty, $value:ty, { $($visits:tt)* }) => {
+        impl<'de> DeserializeSeed<'de> for $seed {
+            type Value = $value;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
         }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(Default::default())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(Default::default())
+
+        impl<'de> Visitor<'de> for $seed {
+            type Value = $value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            $($visits)*
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Default::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Default::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Default::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Default::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Default::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Default::default())
+            }
         }
     };
 }
@@ -479,18 +495,7 @@ fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
 /// surrogate escape and a number beyond `f64`. Such a frame fails the pass.
 struct ChoicesSeed;
 
-impl<'de> DeserializeSeed<'de> for ChoicesSeed {
-    type Value = Vec<Choice<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ChoicesSeed {
-    type Value = Vec<Choice<'de>>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
+any_value_level!(ChoicesSeed, Vec<Choice<'de>>, {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut choices = Vec::new();
         let mut position = 0;
@@ -504,26 +509,14 @@ impl<'de> Visitor<'de> for ChoicesSeed {
         skip_map(map)?;
         Ok(Vec::new())
     }
-    scalars_yield_nothing!();
-}
+});
 
 /// One element of `choices`: a choice when it is an object.
 struct ChoiceSeed {
     position: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for ChoiceSeed {
-    type Value = Option<Choice<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ChoiceSeed {
-    type Value = Option<Choice<'de>>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
+any_value_level!(ChoiceSeed, Option<Choice<'de>>, {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut choice = Choice {
             position: self.position,
@@ -547,24 +540,12 @@ impl<'de> Visitor<'de> for ChoiceSeed {
         skip_seq(seq)?;
         Ok(None)
     }
-    scalars_yield_nothing!();
-}
+});
 
 /// A choice's `delta`, when it is an object.
 struct DeltaSeed;
 
-impl<'de> DeserializeSeed<'de> for DeltaSeed {
-    type Value = Option<Delta<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DeltaSeed {
-    type Value = Option<Delta<'de>>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
+any_value_level!(DeltaSeed, Option<Delta<'de>>, {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut delta = Delta::default();
         while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
@@ -588,8 +569,7 @@ impl<'de> Visitor<'de> for DeltaSeed {
         skip_seq(seq)?;
         Ok(None)
     }
-    scalars_yield_nothing!();
-}
+});
 
 /// The reading of a chunk before the single pass, kept verbatim: what
 /// [`parse_frame`] must agree with on every input (the tests below and

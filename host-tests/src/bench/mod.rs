@@ -522,7 +522,7 @@ fn blocked_terms_policy(seed: u64, n: usize) -> Vec<u8> {
 /// Drives one chat exchange through `worker` with the Stream API: request
 /// headers and a 2 KiB body, response headers, then one frame per body
 /// callback (as an upstream flushing every token), then the end.
-fn drive(worker: &mut crate::Worker, request: &[u8], frames: &[String]) -> usize {
+pub fn drive(worker: &mut crate::Worker, request: &[u8], frames: &[String]) -> usize {
     let mut s = worker.open_stream();
     s.request_headers(
         &[
