@@ -121,9 +121,7 @@ pub fn first_text(
     frames: &[String],
 ) -> Option<usize> {
     let id = open_sse_stream(worker, path_of(provider), request);
-    let Some(mut s) = worker.stream(id) else {
-        return None;
-    };
+    let mut s = worker.stream(id)?;
     let mut seen = 0;
     let mut released = None;
     for (i, frame) in frames.iter().enumerate() {
