@@ -19,12 +19,17 @@ fn main() {
     let what = args.next().unwrap_or_else(|| "body".into());
     let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let read = |name: &str| {
-        std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+        std::fs::read(dir.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
     };
     let key = PseudonymKey::new(1, 2);
     let engine = Rc::new(Engine::from_json(b"{}").expect("the default policy compiles"));
-    let openai = engine.inspect_request("/v1/chat/completions", &read("openai_request.json"), &key).context;
-    let anthropic = engine.inspect_request("/v1/messages", &read("anthropic_request.json"), &key).context;
+    let openai = engine
+        .inspect_request("/v1/chat/completions", &read("openai_request.json"), &key)
+        .context;
+    let anthropic = engine
+        .inspect_request("/v1/messages", &read("anthropic_request.json"), &key)
+        .context;
     let (input, provider, context) = match what.as_str() {
         "openai" => (read("openai.sse"), Provider::OpenAiChat, &openai),
         "anthropic" => (read("anthropic.sse"), Provider::Anthropic, &anthropic),
@@ -39,9 +44,14 @@ fn main() {
     let mut findings = 0;
     while started.elapsed().as_secs_f64() < seconds {
         findings = if what == "request" {
-            engine.inspect_request("/v1/chat/completions", &request, &key).findings.len()
+            engine
+                .inspect_request("/v1/chat/completions", &request, &key)
+                .findings
+                .len()
         } else if what == "exchange" {
-            let context = engine.inspect_request("/v1/chat/completions", &request, &key).context;
+            let context = engine
+                .inspect_request("/v1/chat/completions", &request, &key)
+                .context;
             let (mut stream, _) = engine.open_stream(&context, Provider::OpenAiChat, key);
             for frame in &answer_frames {
                 stream.push(frame);
@@ -49,7 +59,10 @@ fn main() {
             stream.finish();
             stream.findings().len()
         } else if what == "body" {
-            engine.inspect_response_body(context, provider, &input, key).findings.len()
+            engine
+                .inspect_response_body(context, provider, &input, key)
+                .findings
+                .len()
         } else {
             let (mut stream, _) = engine.open_stream(context, provider, key);
             for piece in input.chunks(1024) {

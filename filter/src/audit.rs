@@ -17,7 +17,9 @@ const MAX_LOGGED_REQUEST_ID: usize = 128;
 /// correlates the events of one request across workers.
 pub fn loggable_request_id(raw: &str, key: &PseudonymKey) -> String {
     let id_like = raw.len() <= MAX_LOGGED_REQUEST_ID
-        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
     if id_like {
         raw.to_string()
     } else {
@@ -206,10 +208,18 @@ mod tests {
         let key = PseudonymKey::new(7, 9);
         let uuid = "5f0c7a2e-9b1d-4c3e-8f6a-2d4b6c8e0a1f";
         assert_eq!(loggable_request_id(uuid, &key), uuid);
-        for hostile in ["jane.doe@example.com", "a\n{\"event\":\"forged\"}", &"x".repeat(129)] {
+        for hostile in [
+            "jane.doe@example.com",
+            "a\n{\"event\":\"forged\"}",
+            &"x".repeat(129),
+        ] {
             let logged = loggable_request_id(hostile, &key);
             assert!(logged.starts_with("h-") && logged.len() == 18, "{logged}");
-            assert_eq!(logged, loggable_request_id(hostile, &key), "stable for correlation");
+            assert_eq!(
+                logged,
+                loggable_request_id(hostile, &key),
+                "stable for correlation"
+            );
         }
     }
 }

@@ -40,7 +40,11 @@ pub struct JsonError {
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid JSON at line {}, column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "invalid JSON at line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -48,7 +52,9 @@ impl fmt::Display for JsonError {
 /// ```` ``` ```` / ```` ```json ```` fence.
 pub fn unfence(text: &str) -> &str {
     let t = text.trim();
-    let Some(rest) = t.strip_prefix("```") else { return t };
+    let Some(rest) = t.strip_prefix("```") else {
+        return t;
+    };
     // Drop the info string line (```json).
     let body = match rest.find('\n') {
         Some(nl) => &rest[nl + 1..],
@@ -59,7 +65,11 @@ pub fn unfence(text: &str) -> &str {
 
 /// Parses a complete response as JSON (unfenced first).
 pub fn parse_response(text: &str) -> Result<Value, JsonError> {
-    serde_json::from_str(unfence(text)).map_err(|e| JsonError { message: e.to_string(), line: e.line(), column: e.column() })
+    serde_json::from_str(unfence(text)).map_err(|e| JsonError {
+        message: e.to_string(),
+        line: e.line(),
+        column: e.column(),
+    })
 }
 
 /// A schema compile error: the JSON pointer into the schema and what is wrong.
@@ -150,7 +160,12 @@ impl JType {
 
 fn is_integer(v: &Value) -> bool {
     match v {
-        Value::Number(n) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.is_finite() && f.fract() == 0.0),
+        Value::Number(n) => {
+            n.is_i64()
+                || n.is_u64()
+                || n.as_f64()
+                    .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
+        }
         _ => false,
     }
 }
@@ -180,10 +195,31 @@ pub struct Schema {
 }
 
 const SUPPORTED: &[&str] = &[
-    "type", "required", "properties", "additionalProperties", "enum", "items", "minItems", "maxItems", "minLength", "maxLength",
-    "minimum", "maximum",
+    "type",
+    "required",
+    "properties",
+    "additionalProperties",
+    "enum",
+    "items",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
 ];
-const ANNOTATIONS: &[&str] = &["$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly"];
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "$id",
+    "$comment",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
 
 fn escape_token(t: &str) -> String {
     t.replace('~', "~0").replace('/', "~1")
@@ -193,12 +229,17 @@ impl Schema {
     /// Compiles a schema document. Unsupported keywords are an error that
     /// names all of them.
     pub fn compile(schema: &Value) -> Result<Schema, SchemaError> {
-        Ok(Schema { root: compile_node(schema, "", 0)? })
+        Ok(Schema {
+            root: compile_node(schema, "", 0)?,
+        })
     }
 
     /// Parses and compiles a schema from JSON text.
     pub fn from_json(text: &str) -> Result<Schema, SchemaError> {
-        let v: Value = serde_json::from_str(text).map_err(|e| SchemaError { path: String::new(), message: format!("not JSON: {e}") })?;
+        let v: Value = serde_json::from_str(text).map_err(|e| SchemaError {
+            path: String::new(),
+            message: format!("not JSON: {e}"),
+        })?;
         Self::compile(&v)
     }
 
@@ -234,27 +275,53 @@ pub enum FormatProblem {
 }
 
 fn err(path: &str, message: impl Into<String>) -> SchemaError {
-    SchemaError { path: path.to_string(), message: message.into() }
+    SchemaError {
+        path: path.to_string(),
+        message: message.into(),
+    }
 }
 
 fn non_negative(v: &Value, path: &str, key: &str) -> Result<u64, SchemaError> {
-    v.as_u64().ok_or_else(|| err(&format!("{path}/{key}"), "must be a non-negative integer"))
+    v.as_u64()
+        .ok_or_else(|| err(&format!("{path}/{key}"), "must be a non-negative integer"))
 }
 
 fn compile_node(s: &Value, path: &str, depth: usize) -> Result<Node, SchemaError> {
     if depth > MAX_SCHEMA_DEPTH {
-        return Err(err(path, format!("nested deeper than {MAX_SCHEMA_DEPTH} levels")));
+        return Err(err(
+            path,
+            format!("nested deeper than {MAX_SCHEMA_DEPTH} levels"),
+        ));
     }
     let obj: &Map<String, Value> = match s {
         Value::Bool(true) => return Ok(Node::default()),
-        Value::Bool(false) => return Ok(Node { never: true, ..Node::default() }),
+        Value::Bool(false) => {
+            return Ok(Node {
+                never: true,
+                ..Node::default()
+            })
+        }
         Value::Object(o) => o,
         _ => return Err(err(path, "a schema must be an object or a boolean")),
     };
-    let unsupported: Vec<&str> =
-        obj.keys().map(String::as_str).filter(|k| !SUPPORTED.contains(k) && !ANNOTATIONS.contains(k)).collect();
+    let unsupported: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !SUPPORTED.contains(k) && !ANNOTATIONS.contains(k))
+        .collect();
     if !unsupported.is_empty() {
-        return Err(err(path, format!("unsupported keyword{} {}", if unsupported.len() > 1 { "s" } else { "" }, unsupported.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", "))));
+        return Err(err(
+            path,
+            format!(
+                "unsupported keyword{} {}",
+                if unsupported.len() > 1 { "s" } else { "" },
+                unsupported
+                    .iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
     }
     let mut n = Node::default();
     if let Some(t) = obj.get("type") {
@@ -264,7 +331,10 @@ fn compile_node(s: &Value, path: &str, depth: usize) -> Result<Node, SchemaError
         };
         let mut types = Vec::new();
         for name in names {
-            let ty = name.as_str().and_then(JType::parse).ok_or_else(|| err(&format!("{path}/type"), format!("unknown type {name}")))?;
+            let ty = name
+                .as_str()
+                .and_then(JType::parse)
+                .ok_or_else(|| err(&format!("{path}/type"), format!("unknown type {name}")))?;
             types.push(ty);
         }
         if types.is_empty() {
@@ -273,32 +343,53 @@ fn compile_node(s: &Value, path: &str, depth: usize) -> Result<Node, SchemaError
         n.types = Some(types);
     }
     if let Some(r) = obj.get("required") {
-        let arr = r.as_array().ok_or_else(|| err(&format!("{path}/required"), "must be an array of strings"))?;
+        let arr = r
+            .as_array()
+            .ok_or_else(|| err(&format!("{path}/required"), "must be an array of strings"))?;
         for (i, x) in arr.iter().enumerate() {
-            n.required.push(x.as_str().ok_or_else(|| err(&format!("{path}/required/{i}"), "must be a string"))?.to_string());
+            n.required.push(
+                x.as_str()
+                    .ok_or_else(|| err(&format!("{path}/required/{i}"), "must be a string"))?
+                    .to_string(),
+            );
         }
     }
     if let Some(p) = obj.get("properties") {
-        let map = p.as_object().ok_or_else(|| err(&format!("{path}/properties"), "must be an object"))?;
+        let map = p
+            .as_object()
+            .ok_or_else(|| err(&format!("{path}/properties"), "must be an object"))?;
         for (k, sub) in map {
             let sub_path = format!("{path}/properties/{}", escape_token(k));
-            n.properties.push((k.clone(), compile_node(sub, &sub_path, depth + 1)?));
+            n.properties
+                .push((k.clone(), compile_node(sub, &sub_path, depth + 1)?));
         }
     }
     if let Some(a) = obj.get("additionalProperties") {
         n.additional = Some(a.as_bool().ok_or_else(|| {
-            err(&format!("{path}/additionalProperties"), "only true or false is supported (schemas here are not)")
+            err(
+                &format!("{path}/additionalProperties"),
+                "only true or false is supported (schemas here are not)",
+            )
         })?);
     }
     if let Some(e) = obj.get("enum") {
-        let arr = e.as_array().ok_or_else(|| err(&format!("{path}/enum"), "must be an array"))?;
+        let arr = e
+            .as_array()
+            .ok_or_else(|| err(&format!("{path}/enum"), "must be an array"))?;
         n.enumeration = Some(arr.clone());
     }
     if let Some(it) = obj.get("items") {
         if it.is_array() {
-            return Err(err(&format!("{path}/items"), "tuple form (an array of schemas) is not supported"));
+            return Err(err(
+                &format!("{path}/items"),
+                "tuple form (an array of schemas) is not supported",
+            ));
         }
-        n.items = Some(Box::new(compile_node(it, &format!("{path}/items"), depth + 1)?));
+        n.items = Some(Box::new(compile_node(
+            it,
+            &format!("{path}/items"),
+            depth + 1,
+        )?));
     }
     if let Some(v) = obj.get("minItems") {
         n.min_items = Some(non_negative(v, path, "minItems")?);
@@ -313,10 +404,16 @@ fn compile_node(s: &Value, path: &str, depth: usize) -> Result<Node, SchemaError
         n.max_length = Some(non_negative(v, path, "maxLength")?);
     }
     if let Some(v) = obj.get("minimum") {
-        n.minimum = Some(v.as_f64().ok_or_else(|| err(&format!("{path}/minimum"), "must be a number"))?);
+        n.minimum = Some(
+            v.as_f64()
+                .ok_or_else(|| err(&format!("{path}/minimum"), "must be a number"))?,
+        );
     }
     if let Some(v) = obj.get("maximum") {
-        n.maximum = Some(v.as_f64().ok_or_else(|| err(&format!("{path}/maximum"), "must be a number"))?);
+        n.maximum = Some(
+            v.as_f64()
+                .ok_or_else(|| err(&format!("{path}/maximum"), "must be a number"))?,
+        );
     }
     Ok(n)
 }
@@ -327,8 +424,14 @@ fn json_equal(a: &Value, b: &Value) -> bool {
             (Some(p), Some(q)) => p == q,
             _ => x == y,
         },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q)),
-        (Value::Object(x), Value::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w))),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
         _ => a == b,
     }
 }
@@ -347,7 +450,10 @@ fn type_name(v: &Value) -> &'static str {
 
 fn push(out: &mut Vec<Violation>, path: &str, message: String) {
     if out.len() < MAX_VIOLATIONS {
-        out.push(Violation { path: path.to_string(), message });
+        out.push(Violation {
+            path: path.to_string(),
+            message,
+        });
     }
 }
 
@@ -362,13 +468,25 @@ fn validate_node(n: &Node, v: &Value, path: &mut String, out: &mut Vec<Violation
     if let Some(types) = &n.types {
         if !types.iter().any(|t| t.matches(v)) {
             let want: Vec<&str> = types.iter().map(|t| t.name()).collect();
-            push(out, path, format!("expected {}, found {}", want.join(" or "), type_name(v)));
+            push(
+                out,
+                path,
+                format!("expected {}, found {}", want.join(" or "), type_name(v)),
+            );
             return;
         }
     }
     if let Some(e) = &n.enumeration {
         if !e.iter().any(|x| json_equal(x, v)) {
-            push(out, path, format!("value {} is not one of {}", short(v), short(&Value::Array(e.clone()))));
+            push(
+                out,
+                path,
+                format!(
+                    "value {} is not one of {}",
+                    short(v),
+                    short(&Value::Array(e.clone()))
+                ),
+            );
         }
     }
     match v {
@@ -424,7 +542,9 @@ fn validate_node(n: &Node, v: &Value, path: &mut String, out: &mut Vec<Violation
                 path.push_str(&escape_token(k));
                 match n.properties.iter().find(|(name, _)| name == k) {
                     Some((_, sub)) => validate_node(sub, x, path, out),
-                    None if n.additional == Some(false) => push(out, path, "additional property not allowed".into()),
+                    None if n.additional == Some(false) => {
+                        push(out, path, "additional property not allowed".into())
+                    }
                     None => {}
                 }
                 path.truncate(len);
@@ -455,7 +575,10 @@ mod tests {
 
     fn violations(schema: Value, doc: &str) -> Vec<String> {
         let s = Schema::compile(&schema).unwrap();
-        s.validate(&parse_response(doc).unwrap()).iter().map(ToString::to_string).collect()
+        s.validate(&parse_response(doc).unwrap())
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
@@ -506,36 +629,84 @@ mod tests {
     #[test]
     fn types_enums_and_lengths() {
         assert!(violations(json!({"type": ["string", "null"]}), "null").is_empty());
-        assert_eq!(violations(json!({"type": ["string", "null"]}), "1"), vec!["(root): expected string or null, found integer"]);
+        assert_eq!(
+            violations(json!({"type": ["string", "null"]}), "1"),
+            vec!["(root): expected string or null, found integer"]
+        );
         assert!(violations(json!({"type": "integer"}), "3.0").is_empty());
         assert!(violations(json!({"type": "number"}), "3").is_empty());
         assert!(violations(json!({"enum": ["red", "green", 1]}), "1.0").is_empty());
-        assert_eq!(violations(json!({"enum": ["red", "green"]}), "\"blue\"").len(), 1);
-        assert_eq!(violations(json!({"type": "string", "maxLength": 3}), "\"héllo\""), vec!["(root): string longer than 3 characters"]);
+        assert_eq!(
+            violations(json!({"enum": ["red", "green"]}), "\"blue\"").len(),
+            1
+        );
+        assert_eq!(
+            violations(json!({"type": "string", "maxLength": 3}), "\"héllo\""),
+            vec!["(root): string longer than 3 characters"]
+        );
         assert!(violations(json!({"type": "string", "maxLength": 5}), "\"héllo\"").is_empty());
-        assert_eq!(violations(json!({"type": "array", "minItems": 2, "maxItems": 3}), "[1]"), vec!["(root): fewer than 2 items"]);
-        assert_eq!(violations(json!({"type": "array", "maxItems": 1}), "[1,2]"), vec!["(root): more than 1 items"]);
-        assert_eq!(violations(json!(false), "1"), vec!["(root): no value is allowed here"]);
+        assert_eq!(
+            violations(
+                json!({"type": "array", "minItems": 2, "maxItems": 3}),
+                "[1]"
+            ),
+            vec!["(root): fewer than 2 items"]
+        );
+        assert_eq!(
+            violations(json!({"type": "array", "maxItems": 1}), "[1,2]"),
+            vec!["(root): more than 1 items"]
+        );
+        assert_eq!(
+            violations(json!(false), "1"),
+            vec!["(root): no value is allowed here"]
+        );
         assert!(violations(json!(true), "{\"anything\": [1]}").is_empty());
     }
 
     #[test]
     fn pointer_tokens_are_escaped() {
-        let v = violations(json!({"properties": {"a/b": {"type": "string"}, "c~d": {"type": "string"}}}), r#"{"a/b": 1, "c~d": 2}"#);
-        assert_eq!(v, vec!["/a~1b: expected string, found integer", "/c~0d: expected string, found integer"]);
+        let v = violations(
+            json!({"properties": {"a/b": {"type": "string"}, "c~d": {"type": "string"}}}),
+            r#"{"a/b": 1, "c~d": 2}"#,
+        );
+        assert_eq!(
+            v,
+            vec![
+                "/a~1b: expected string, found integer",
+                "/c~0d: expected string, found integer"
+            ]
+        );
     }
 
     #[test]
     fn unsupported_keywords_are_compile_errors_naming_them() {
         let e = Schema::compile(&json!({"type": "object", "properties": {"x": {"type": "string", "pattern": "^a", "format": "email"}}})).unwrap_err();
         assert_eq!(e.path, "/properties/x");
-        assert!(e.message.contains("\"format\"") && e.message.contains("\"pattern\""), "{e}");
-        assert!(e.to_string().starts_with("schema /properties/x: unsupported keywords"));
-        assert!(Schema::compile(&json!({"additionalProperties": {"type": "string"}})).unwrap_err().message.contains("only true or false"));
-        assert!(Schema::compile(&json!({"items": [{"type": "string"}]})).unwrap_err().message.contains("tuple"));
-        assert!(Schema::compile(&json!({"type": "str"})).unwrap_err().message.contains("unknown type"));
+        assert!(
+            e.message.contains("\"format\"") && e.message.contains("\"pattern\""),
+            "{e}"
+        );
+        assert!(e
+            .to_string()
+            .starts_with("schema /properties/x: unsupported keywords"));
+        assert!(
+            Schema::compile(&json!({"additionalProperties": {"type": "string"}}))
+                .unwrap_err()
+                .message
+                .contains("only true or false")
+        );
+        assert!(Schema::compile(&json!({"items": [{"type": "string"}]}))
+            .unwrap_err()
+            .message
+            .contains("tuple"));
+        assert!(Schema::compile(&json!({"type": "str"}))
+            .unwrap_err()
+            .message
+            .contains("unknown type"));
         assert!(Schema::compile(&json!({"minLength": -1})).is_err());
-        assert!(Schema::compile(&json!({"title": "t", "description": "d", "$schema": "x"})).is_ok());
+        assert!(
+            Schema::compile(&json!({"title": "t", "description": "d", "$schema": "x"})).is_ok()
+        );
     }
 
     #[test]
@@ -544,7 +715,10 @@ mod tests {
         for _ in 0..(MAX_SCHEMA_DEPTH + 5) {
             s = json!({"items": s});
         }
-        assert!(Schema::compile(&s).unwrap_err().message.contains("nested deeper"));
+        assert!(Schema::compile(&s)
+            .unwrap_err()
+            .message
+            .contains("nested deeper"));
         // Deep documents are refused by the parser, never recursed into.
         let deep = "[".repeat(100_000);
         assert!(parse_response(&deep).is_err());
@@ -552,7 +726,8 @@ mod tests {
 
     #[test]
     fn violation_count_is_capped() {
-        let schema = Schema::compile(&json!({"type": "array", "items": {"type": "string"}})).unwrap();
+        let schema =
+            Schema::compile(&json!({"type": "array", "items": {"type": "string"}})).unwrap();
         let doc = Value::Array((0..1000).map(|i| json!(i)).collect());
         assert_eq!(schema.validate(&doc).len(), MAX_VIOLATIONS);
     }
@@ -561,7 +736,13 @@ mod tests {
     fn check_response_combines_both() {
         let s = Schema::from_json(r#"{"type": "object", "required": ["ok"]}"#).unwrap();
         assert!(s.check_response("```json\n{\"ok\": true}\n```").is_ok());
-        assert!(matches!(s.check_response("{}"), Err(FormatProblem::Schema(_))));
-        assert!(matches!(s.check_response("nope"), Err(FormatProblem::Json(_))));
+        assert!(matches!(
+            s.check_response("{}"),
+            Err(FormatProblem::Schema(_))
+        ));
+        assert!(matches!(
+            s.check_response("nope"),
+            Err(FormatProblem::Json(_))
+        ));
     }
 }

@@ -749,7 +749,8 @@ pub fn json_schema(data: &[u8]) {
 /// The first byte picks which body the rest is.
 pub fn endpoints(data: &[u8]) {
     use crate::controls::endpoints::{
-        apply_control, ensure_secret, parse_control, parse_feedback, response_id, scopes_of_response_id,
+        apply_control, ensure_secret, parse_control, parse_feedback, response_id,
+        scopes_of_response_id,
     };
     use crate::controls::levels::overrides;
     use crate::controls::scope::Registry;
@@ -765,8 +766,12 @@ pub fn endpoints(data: &[u8]) {
                 apply_control(&store, &request, 1_000).expect("a memory store accepts writes");
                 let set = overrides(&store);
                 match request.level {
-                    crate::policy::Level::Normal => assert!(set.iter().all(|o| o.scope != request.scope)),
-                    level => assert!(set.iter().any(|o| o.scope == request.scope && o.level == level)),
+                    crate::policy::Level::Normal => {
+                        assert!(set.iter().all(|o| o.scope != request.scope))
+                    }
+                    level => assert!(set
+                        .iter()
+                        .any(|o| o.scope == request.scope && o.level == level)),
                 }
             }
         }
@@ -789,7 +794,10 @@ pub fn endpoints(data: &[u8]) {
             };
             let scopes = registry.scopes_of(&store, &subject);
             let id = response_id(&store, &scopes, body.len() as u64);
-            assert_eq!(scopes_of_response_id(&store, &registry, &id).as_ref(), Ok(&scopes));
+            assert_eq!(
+                scopes_of_response_id(&store, &registry, &id).as_ref(),
+                Ok(&scopes)
+            );
         }
     }
 }

@@ -85,11 +85,19 @@ impl FactChecker {
         for (i, s) in specs.iter().enumerate() {
             let at = || format!("facts[{i}] {:?}", s.name);
             if s.pattern.len() > MAX_PATTERN_LEN {
-                return Err(format!("{}: pattern longer than {MAX_PATTERN_LEN} bytes", at()));
+                return Err(format!(
+                    "{}: pattern longer than {MAX_PATTERN_LEN} bytes",
+                    at()
+                ));
             }
-            let regex = Regex::new(&s.pattern).map_err(|e| format!("{}: invalid pattern: {e}", at()))?;
+            let regex =
+                Regex::new(&s.pattern).map_err(|e| format!("{}: invalid pattern: {e}", at()))?;
             if regex.captures_len() != 2 {
-                return Err(format!("{}: pattern must have exactly one capture group, found {}", at(), regex.captures_len() - 1));
+                return Err(format!(
+                    "{}: pattern must have exactly one capture group, found {}",
+                    at(),
+                    regex.captures_len() - 1
+                ));
             }
             if s.expected.is_empty() {
                 return Err(format!("{}: expected needs at least one value", at()));
@@ -103,7 +111,10 @@ impl FactChecker {
             };
             literals.push(literal);
             lit_fact.push(i as u16);
-            facts.push(Fact { regex, expected: s.expected.iter().map(|e| normalize_value(e)).collect() });
+            facts.push(Fact {
+                regex,
+                expected: s.expected.iter().map(|e| normalize_value(e)).collect(),
+            });
         }
         let ac = if literals.is_empty() {
             None
@@ -116,7 +127,12 @@ impl FactChecker {
                     .map_err(|e| format!("facts prefilter: {e}"))?,
             )
         };
-        Ok(FactChecker { names: specs.iter().map(|s| s.name.clone()).collect(), facts, ac, lit_fact })
+        Ok(FactChecker {
+            names: specs.iter().map(|s| s.name.clone()).collect(),
+            facts,
+            ac,
+            lit_fact,
+        })
     }
 
     /// Name of fact `i`.
@@ -142,12 +158,19 @@ impl FactChecker {
         for (fact, s, e) in windows {
             let f = &self.facts[fact as usize];
             for caps in f.regex.captures_iter(&text[s..e]) {
-                let (Some(whole), Some(val)) = (caps.get(0), caps.get(1)) else { continue };
+                let (Some(whole), Some(val)) = (caps.get(0), caps.get(1)) else {
+                    continue;
+                };
                 let got = normalize_value(val.as_str());
                 if f.expected.iter().any(|x| values_equal(x, &got)) {
                     continue;
                 }
-                let c = Contradiction { fact, start: s + val.start(), end: s + val.end(), statement: (s + whole.start(), s + whole.end()) };
+                let c = Contradiction {
+                    fact,
+                    start: s + val.start(),
+                    end: s + val.end(),
+                    statement: (s + whole.start(), s + whole.end()),
+                };
                 if !out[first..].contains(&c) {
                     out.push(c);
                 }
@@ -175,7 +198,11 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
 /// thousands separators (`,` `'` `_` `’` and thin spaces between digits)
 /// removed, trailing sentence punctuation dropped.
 pub fn normalize_value(v: &str) -> String {
-    let chars: Vec<char> = v.trim().trim_end_matches(['.', ',', ';', ':', '!', '?']).chars().collect();
+    let chars: Vec<char> = v
+        .trim()
+        .trim_end_matches(['.', ',', ';', ':', '!', '?'])
+        .chars()
+        .collect();
     let mut out = String::with_capacity(chars.len());
     for (i, &c) in chars.iter().enumerate() {
         if c.is_whitespace() {
@@ -200,7 +227,9 @@ fn values_equal(expected: &str, got: &str) -> bool {
         return true;
     }
     match (expected.parse::<f64>(), got.parse::<f64>()) {
-        (Ok(a), Ok(b)) if a.is_finite() && b.is_finite() => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+        (Ok(a), Ok(b)) if a.is_finite() && b.is_finite() => {
+            (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+        }
         _ => false,
     }
 }
@@ -288,7 +317,10 @@ pub fn required_literal(pattern: &str) -> Option<String> {
                 i += 1;
             }
             '{' => {
-                let close = c[i..].iter().position(|&x| x == '}').map_or(c.len(), |p| i + p);
+                let close = c[i..]
+                    .iter()
+                    .position(|&x| x == '}')
+                    .map_or(c.len(), |p| i + p);
                 let body: String = c[i + 1..close.min(c.len())].iter().collect();
                 if body.starts_with('0') || body.starts_with(',') {
                     cur.pop();
@@ -323,27 +355,55 @@ mod tests {
     use super::*;
 
     fn fact(name: &str, pattern: &str, expected: &[&str]) -> FactSpec {
-        FactSpec { name: name.into(), pattern: pattern.into(), expected: expected.iter().map(|s| s.to_string()).collect(), prefilter: None }
+        FactSpec {
+            name: name.into(),
+            pattern: pattern.into(),
+            expected: expected.iter().map(|s| s.to_string()).collect(),
+            prefilter: None,
+        }
     }
 
     fn check(c: &FactChecker, text: &str) -> Vec<(u16, String)> {
         let mut v = Vec::new();
         c.check(text, &mut v);
-        v.into_iter().map(|x| (x.fact, text[x.start..x.end].to_string())).collect()
+        v.into_iter()
+            .map(|x| (x.fact, text[x.start..x.end].to_string()))
+            .collect()
     }
 
     #[test]
     fn contradictions_are_found_and_agreements_are_not() {
         let c = FactChecker::new(&[
-            fact("refund window", r"(?i)refunds? (?:are accepted )?within (\d+) days", &["30"]),
-            fact("support email", r"(?i)contact us at ([\w.]+@[\w.]+\w)", &["help@acme.com"]),
-            fact("headquarters", r"(?i)headquartered in ([A-Z][a-z]+(?: [A-Z][a-z]+)?)", &["Denver"]),
+            fact(
+                "refund window",
+                r"(?i)refunds? (?:are accepted )?within (\d+) days",
+                &["30"],
+            ),
+            fact(
+                "support email",
+                r"(?i)contact us at ([\w.]+@[\w.]+\w)",
+                &["help@acme.com"],
+            ),
+            fact(
+                "headquarters",
+                r"(?i)headquartered in ([A-Z][a-z]+(?: [A-Z][a-z]+)?)",
+                &["Denver"],
+            ),
         ])
         .unwrap();
-        assert_eq!(check(&c, "Refunds are accepted within 60 days of purchase."), vec![(0, "60".into())]);
+        assert_eq!(
+            check(&c, "Refunds are accepted within 60 days of purchase."),
+            vec![(0, "60".into())]
+        );
         assert!(check(&c, "Refunds within 30 days. Contact us at Help@Acme.com.").is_empty());
-        assert_eq!(check(&c, "Acme is headquartered in Boulder Colorado."), vec![(2, "Boulder Colorado".into())]);
-        assert_eq!(check(&c, "Contact us at sales@acme.com"), vec![(1, "sales@acme.com".into())]);
+        assert_eq!(
+            check(&c, "Acme is headquartered in Boulder Colorado."),
+            vec![(2, "Boulder Colorado".into())]
+        );
+        assert_eq!(
+            check(&c, "Contact us at sales@acme.com"),
+            vec![(1, "sales@acme.com".into())]
+        );
     }
 
     #[test]
@@ -359,26 +419,46 @@ mod tests {
 
     #[test]
     fn several_expected_values() {
-        let c = FactChecker::new(&[fact("ceo", r"CEO is ([A-Z][a-z]+ [A-Z][a-z]+)", &["Ada Lovelace", "A. Lovelace"])]).unwrap();
+        let c = FactChecker::new(&[fact(
+            "ceo",
+            r"CEO is ([A-Z][a-z]+ [A-Z][a-z]+)",
+            &["Ada Lovelace", "A. Lovelace"],
+        )])
+        .unwrap();
         assert!(check(&c, "Our CEO is Ada Lovelace.").is_empty());
         assert_eq!(check(&c, "Our CEO is Grace Hopper.").len(), 1);
     }
 
     #[test]
     fn required_literals_are_extracted() {
-        assert_eq!(required_literal(r"(?i)refunds? within (\d+) days").as_deref(), Some("within"));
-        assert_eq!(required_literal(r"contact us at ([\w.]+@[\w.]+)").as_deref(), Some("contact us at"));
-        assert_eq!(required_literal(r"costs \$([\d,.]+)").as_deref(), Some("costs $"));
+        assert_eq!(
+            required_literal(r"(?i)refunds? within (\d+) days").as_deref(),
+            Some("within")
+        );
+        assert_eq!(
+            required_literal(r"contact us at ([\w.]+@[\w.]+)").as_deref(),
+            Some("contact us at")
+        );
+        assert_eq!(
+            required_literal(r"costs \$([\d,.]+)").as_deref(),
+            Some("costs $")
+        );
         assert_eq!(required_literal(r"(a|b) or (c)"), None);
         assert_eq!(required_literal(r"x|yyyy"), None);
-        assert_eq!(required_literal(r"colou?r is (\w+)").as_deref(), Some("r is"));
+        assert_eq!(
+            required_literal(r"colou?r is (\w+)").as_deref(),
+            Some("r is")
+        );
         assert_eq!(required_literal(r"\d+ (\w+)"), None);
     }
 
     #[test]
     fn configuration_errors_name_the_fact() {
         let e = FactChecker::new(&[fact("x", r"no group", &["1"])]).unwrap_err();
-        assert!(e.contains("facts[0] \"x\"") && e.contains("one capture group"), "{e}");
+        assert!(
+            e.contains("facts[0] \"x\"") && e.contains("one capture group"),
+            "{e}"
+        );
         let e = FactChecker::new(&[fact("y", r"(a)(b)", &["1"])]).unwrap_err();
         assert!(e.contains("found 2"), "{e}");
         let e = FactChecker::new(&[fact("z", r"(\d+)", &["1"])]).unwrap_err();
@@ -392,8 +472,13 @@ mod tests {
 
     #[test]
     fn regex_runs_only_near_the_literal() {
-        let c = FactChecker::new(&[fact("refund", r"refund window is (\d+) days", &["30"])]).unwrap();
-        let text = format!("{}refund window is 14 days{}", "x".repeat(100_000), "é".repeat(50_000));
+        let c =
+            FactChecker::new(&[fact("refund", r"refund window is (\d+) days", &["30"])]).unwrap();
+        let text = format!(
+            "{}refund window is 14 days{}",
+            "x".repeat(100_000),
+            "é".repeat(50_000)
+        );
         assert_eq!(check(&c, &text), vec![(0, "14".into())]);
     }
 

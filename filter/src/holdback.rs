@@ -351,7 +351,8 @@ impl Holdback {
     /// not yet released.
     pub fn held_bytes(&self) -> usize {
         let dead = self.keep_from.saturating_sub(self.base);
-        self.buf.len() - dead.min(self.buf.len()) + self.pieces.iter().map(|p| p.out.len()).sum::<usize>()
+        self.buf.len() - dead.min(self.buf.len())
+            + self.pieces.iter().map(|p| p.out.len()).sum::<usize>()
     }
 
     /// Pieces pushed but not yet released.
@@ -789,8 +790,14 @@ mod tests {
                 "uncommitted bound"
             );
             let dead = h.keep_from - h.base;
-            assert!(h.buf.len() - dead <= h.bounds().max_retained(), "retained bound");
-            assert!(dead < COMPACT_SLACK.max(h.buf.len() - dead + 1), "compaction slack");
+            assert!(
+                h.buf.len() - dead <= h.bounds().max_retained(),
+                "retained bound"
+            );
+            assert!(
+                dead < COMPACT_SLACK.max(h.buf.len() - dead + 1),
+                "compaction slack"
+            );
         }
         h.finish(d, &mut out);
         out
@@ -811,7 +818,12 @@ mod tests {
             scanner.finish(&d, &mut out);
             assert_eq!(joined(&out), text.replace("secret", "[W0]"));
             // Compacting after every block would move ~size²/(2·step) bytes.
-            assert!(scanner.moved <= 4 * text.len(), "{} bytes moved for {}", scanner.moved, text.len());
+            assert!(
+                scanner.moved <= 4 * text.len(),
+                "{} bytes moved for {}",
+                scanner.moved,
+                text.len()
+            );
         }
     }
 

@@ -26,23 +26,23 @@ pub mod lease;
 pub mod ledger;
 pub mod policy;
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
-mod proxy;
-pub mod sse;
 pub mod codec;
-pub mod stream;
-pub mod holdback;
 pub mod detect;
-pub mod normalize;
-pub mod literals;
+pub mod format;
+pub mod grounding;
+pub mod holdback;
 pub mod injection;
 pub mod leak;
-pub mod topics;
+pub mod links;
+pub mod literals;
+pub mod normalize;
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+mod proxy;
 pub mod refusal;
 pub mod sql;
-pub mod links;
-pub mod grounding;
-pub mod format;
+pub mod sse;
+pub mod stream;
+pub mod topics;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

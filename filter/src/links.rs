@@ -90,7 +90,11 @@ pub fn find_links(text: &str) -> Vec<Link> {
         } else {
             slashes
         };
-        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'/' || b[start - 1] == b':') {
+        if start > 0
+            && (b[start - 1].is_ascii_alphanumeric()
+                || b[start - 1] == b'/'
+                || b[start - 1] == b':')
+        {
             continue;
         }
         let (kind, markup_start) = classify(b, start);
@@ -105,7 +109,13 @@ pub fn find_links(text: &str) -> Vec<Link> {
         }
         let markup_end = markup_end(b, end, kind);
         from = end.max(from);
-        out.push(Link { kind, start, end, markup: (markup_start, markup_end), host });
+        out.push(Link {
+            kind,
+            start,
+            end,
+            markup: (markup_start, markup_end),
+            host,
+        });
     }
     out
 }
@@ -144,9 +154,17 @@ fn classify(b: &[u8], start: usize) -> (LinkKind, usize) {
         let attr_start = eq.saturating_sub(4);
         let attr = &b[attr_start..eq];
         if let Some(tag) = tag_start(b, eq) {
-            let name_end = (tag + 1..b.len().min(tag + 8)).find(|&k| !b[k].is_ascii_alphabetic()).unwrap_or(tag + 1);
+            let name_end = (tag + 1..b.len().min(tag + 8))
+                .find(|&k| !b[k].is_ascii_alphabetic())
+                .unwrap_or(tag + 1);
             let name = &b[tag + 1..name_end];
-            if attr.len() >= 3 && attr[attr.len() - 3..].eq_ignore_ascii_case(b"src") && (name.eq_ignore_ascii_case(b"img") || name.eq_ignore_ascii_case(b"image") || name.eq_ignore_ascii_case(b"source") || name.eq_ignore_ascii_case(b"iframe")) {
+            if attr.len() >= 3
+                && attr[attr.len() - 3..].eq_ignore_ascii_case(b"src")
+                && (name.eq_ignore_ascii_case(b"img")
+                    || name.eq_ignore_ascii_case(b"image")
+                    || name.eq_ignore_ascii_case(b"source")
+                    || name.eq_ignore_ascii_case(b"iframe"))
+            {
                 return (LinkKind::HtmlImage, tag);
             }
             if attr.len() >= 4 && attr.eq_ignore_ascii_case(b"href") {
@@ -212,7 +230,12 @@ fn url_end(b: &[u8], start: usize, kind: LinkKind) -> usize {
         i += 1;
     }
     // Trailing punctuation belongs to the sentence.
-    while i > start && matches!(b[i - 1], b'.' | b',' | b';' | b':' | b'!' | b'?' | b'*' | b'_' | b'\'') {
+    while i > start
+        && matches!(
+            b[i - 1],
+            b'.' | b',' | b';' | b':' | b'!' | b'?' | b'*' | b'_' | b'\''
+        )
+    {
         i -= 1;
     }
     // Never end inside a UTF-8 sequence.
@@ -275,9 +298,21 @@ impl HostAllowList {
     pub fn new(domains: &[String]) -> Result<HostAllowList, String> {
         let mut out = Vec::with_capacity(domains.len());
         for (i, d) in domains.iter().enumerate() {
-            let d = d.trim().trim_start_matches("*.").trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase();
-            if d.is_empty() || d.contains(|c: char| c.is_whitespace() || matches!(c, '/' | ':' | '?' | '#' | '@' | '*')) {
-                return Err(format!("allow_list[{i}]: {:?} is not a domain name", domains[i]));
+            let d = d
+                .trim()
+                .trim_start_matches("*.")
+                .trim_start_matches('.')
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            if d.is_empty()
+                || d.contains(|c: char| {
+                    c.is_whitespace() || matches!(c, '/' | ':' | '?' | '#' | '@' | '*')
+                })
+            {
+                return Err(format!(
+                    "allow_list[{i}]: {:?} is not a domain name",
+                    domains[i]
+                ));
             }
             out.push(d);
         }
@@ -328,7 +363,8 @@ pub fn carries_data(url: &str) -> Option<&'static str> {
             if looks_encoded(v, 16) {
                 return Some("encoded query value");
             }
-            let words = v.split(['+', ' ']).filter(|w| !w.is_empty()).count() + v.matches("%20").count();
+            let words =
+                v.split(['+', ' ']).filter(|w| !w.is_empty()).count() + v.matches("%20").count();
             if words >= 4 {
                 return Some("text in query value");
             }
@@ -356,11 +392,17 @@ fn percent_len(v: &str) -> usize {
 /// `%3D` padding), with digits and letters mixed (or both cases), and not a
 /// plain word or slug.
 fn looks_encoded(v: &str, min: usize) -> bool {
-    let v = v.trim_end_matches("%3D").trim_end_matches("%3d").trim_end_matches('=');
+    let v = v
+        .trim_end_matches("%3D")
+        .trim_end_matches("%3d")
+        .trim_end_matches('=');
     if v.len() < min {
         return false;
     }
-    if !v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_')) {
+    if !v
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_'))
+    {
         return false;
     }
     let digits = v.bytes().filter(u8::is_ascii_digit).count();
@@ -417,13 +459,31 @@ impl LinkPolicy {
             if self.allow.allows(&l.host) {
                 continue;
             }
-            let reason = if l.kind.is_markup() { carries_data(l.url(text)) } else { None };
+            let reason = if l.kind.is_markup() {
+                carries_data(l.url(text))
+            } else {
+                None
+            };
             let (kind, (start, end)) = match reason {
                 Some(_) => (LinkIssueKind::Exfil, l.markup),
-                None if self.flag_off_allow_list => (LinkIssueKind::OffAllowList, if l.kind.is_markup() { l.markup } else { (l.start, l.end) }),
+                None if self.flag_off_allow_list => (
+                    LinkIssueKind::OffAllowList,
+                    if l.kind.is_markup() {
+                        l.markup
+                    } else {
+                        (l.start, l.end)
+                    },
+                ),
                 None => continue,
             };
-            out.push(LinkIssue { kind, link: l.kind, start, end, host: l.host, reason });
+            out.push(LinkIssue {
+                kind,
+                link: l.kind,
+                start,
+                end,
+                host: l.host,
+                reason,
+            });
         }
     }
 }
@@ -433,31 +493,55 @@ mod tests {
     use super::*;
 
     fn policy(allow: &[&str], off: bool) -> LinkPolicy {
-        LinkPolicy { allow: HostAllowList::new(&allow.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap(), flag_off_allow_list: off }
+        LinkPolicy {
+            allow: HostAllowList::new(&allow.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap(),
+            flag_off_allow_list: off,
+        }
     }
 
     fn issues(p: &LinkPolicy, text: &str) -> Vec<(LinkIssueKind, String)> {
         let mut v = Vec::new();
         p.check(text, &mut v);
-        v.into_iter().map(|i| (i.kind, text[i.start..i.end].to_string())).collect()
+        v.into_iter()
+            .map(|i| (i.kind, text[i.start..i.end].to_string()))
+            .collect()
     }
 
     #[test]
     fn finds_plain_markdown_and_html_links() {
         let t = "See https://docs.example.com/a?b=1. Also [guide](http://Example.org/x \"t\") and ![logo](https://cdn.img.net/l.png) <img src=\"https://t.co/p.gif\"> <a href='https://x.io/'>x</a>";
         let links = find_links(t);
-        let got: Vec<(LinkKind, &str, &str)> = links.iter().map(|l| (l.kind, l.url(t), l.host.as_str())).collect();
+        let got: Vec<(LinkKind, &str, &str)> = links
+            .iter()
+            .map(|l| (l.kind, l.url(t), l.host.as_str()))
+            .collect();
         assert_eq!(
             got,
             vec![
-                (LinkKind::Plain, "https://docs.example.com/a?b=1", "docs.example.com"),
-                (LinkKind::MarkdownLink, "http://Example.org/x", "example.org"),
-                (LinkKind::MarkdownImage, "https://cdn.img.net/l.png", "cdn.img.net"),
+                (
+                    LinkKind::Plain,
+                    "https://docs.example.com/a?b=1",
+                    "docs.example.com"
+                ),
+                (
+                    LinkKind::MarkdownLink,
+                    "http://Example.org/x",
+                    "example.org"
+                ),
+                (
+                    LinkKind::MarkdownImage,
+                    "https://cdn.img.net/l.png",
+                    "cdn.img.net"
+                ),
                 (LinkKind::HtmlImage, "https://t.co/p.gif", "t.co"),
                 (LinkKind::HtmlLink, "https://x.io/", "x.io"),
             ]
         );
-        assert_eq!(&t[links[2].markup.0..links[2].markup.1], "![logo](https://cdn.img.net/l.png)");
+        assert_eq!(
+            &t[links[2].markup.0..links[2].markup.1],
+            "![logo](https://cdn.img.net/l.png)"
+        );
     }
 
     #[test]
@@ -466,7 +550,10 @@ mod tests {
         let links = find_links(t);
         assert_eq!(links[0].host, "api.example.com");
         assert_eq!(links[1].host, "::1");
-        assert_eq!(links[2].url(t), "https://en.wikipedia.org/wiki/Rust_(language)");
+        assert_eq!(
+            links[2].url(t),
+            "https://en.wikipedia.org/wiki/Rust_(language)"
+        );
     }
 
     #[test]
@@ -478,7 +565,9 @@ mod tests {
         assert!(!a.allows("badexample.com"));
         assert!(!a.allows("example.com.evil.net"));
         assert!(!a.allows("com"));
-        assert!(HostAllowList::new(&["https://x.com/".into()]).unwrap_err().contains("allow_list[0]"));
+        assert!(HostAllowList::new(&["https://x.com/".into()])
+            .unwrap_err()
+            .contains("allow_list[0]"));
     }
 
     #[test]
@@ -515,10 +604,19 @@ mod tests {
     #[test]
     fn off_allow_list_links_are_flagged_when_enabled() {
         let p = policy(&["example.com"], true);
-        let got = issues(&p, "ok https://example.com/a, bad https://badexample.com/b and [x](https://other.org)");
+        let got = issues(
+            &p,
+            "ok https://example.com/a, bad https://badexample.com/b and [x](https://other.org)",
+        );
         assert_eq!(
             got,
-            vec![(LinkIssueKind::OffAllowList, "https://badexample.com/b".into()), (LinkIssueKind::OffAllowList, "[x](https://other.org)".into())]
+            vec![
+                (
+                    LinkIssueKind::OffAllowList,
+                    "https://badexample.com/b".into()
+                ),
+                (LinkIssueKind::OffAllowList, "[x](https://other.org)".into())
+            ]
         );
     }
 
@@ -551,7 +649,18 @@ mod tests {
 
     #[test]
     fn odd_input_never_panics() {
-        for t in ["//", "http://", "https://", "](//", "![](//x", "<img src=//", "[a]: https://", "http://é.com/ü", "https://[::1", "héllo://x"] {
+        for t in [
+            "//",
+            "http://",
+            "https://",
+            "](//",
+            "![](//x",
+            "<img src=//",
+            "[a]: https://",
+            "http://é.com/ü",
+            "https://[::1",
+            "héllo://x",
+        ] {
             let _ = find_links(t);
             let mut v = Vec::new();
             policy(&[], true).check(t, &mut v);

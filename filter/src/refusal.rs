@@ -81,11 +81,17 @@ impl RefusalDetector {
     /// The built-in phrases with a threshold (positive, finite).
     pub fn new(threshold: f32) -> Result<RefusalDetector, String> {
         if !(threshold.is_finite() && threshold > 0.0) {
-            return Err(format!("refusal threshold must be a positive number, got {threshold}"));
+            return Err(format!(
+                "refusal threshold must be a positive number, got {threshold}"
+            ));
         }
         let phrases = builtin();
         let set = LiteralSet::build(&[Self::family_of(&phrases)])?;
-        Ok(RefusalDetector { phrases, set, threshold })
+        Ok(RefusalDetector {
+            phrases,
+            set,
+            threshold,
+        })
     }
 
     /// The detector with [`DEFAULT_THRESHOLD`].
@@ -99,7 +105,10 @@ impl RefusalDetector {
     fn family_of(phrases: &[(String, f32)]) -> LiteralFamily {
         LiteralFamily {
             family: Family::Refusal,
-            items: phrases.iter().map(|(p, w)| LiteralItem::template(p.clone(), *w)).collect(),
+            items: phrases
+                .iter()
+                .map(|(p, w)| LiteralItem::template(p.clone(), *w))
+                .collect(),
         }
     }
 
@@ -116,10 +125,19 @@ impl RefusalDetector {
     /// Scores a scan of a shared set (decoded blobs are ignored: models do
     /// not encode their refusals).
     pub fn score_scan(&self, scan: &TextScan<'_>) -> RefusalVerdict {
-        let mut hits: Vec<_> = scan.hits.iter().filter(|h| h.family == Family::Refusal).collect();
+        let mut hits: Vec<_> = scan
+            .hits
+            .iter()
+            .filter(|h| h.family == Family::Refusal)
+            .collect();
         // Heaviest first (then longest); a hit overlapping a counted one
         // does not count again.
-        hits.sort_by(|a, b| b.weight.total_cmp(&a.weight).then((b.end - b.start).cmp(&(a.end - a.start))).then(a.start.cmp(&b.start)));
+        hits.sort_by(|a, b| {
+            b.weight
+                .total_cmp(&a.weight)
+                .then((b.end - b.start).cmp(&(a.end - a.start)))
+                .then(a.start.cmp(&b.start))
+        });
         let mut weights = Vec::new();
         let mut spans = Vec::new();
         let mut counted: Vec<(usize, usize)> = Vec::new();
@@ -128,7 +146,11 @@ impl RefusalDetector {
                 continue;
             }
             counted.push((h.start, h.end));
-            let boost = if h.start < OPENING_BYTES { OPENING_BOOST } else { 1.0 };
+            let boost = if h.start < OPENING_BYTES {
+                OPENING_BOOST
+            } else {
+                1.0
+            };
             weights.push(h.weight * boost);
             spans.push(scan.normalized.original_span(h.start, h.end));
         }
@@ -139,7 +161,11 @@ impl RefusalDetector {
             score += w * factor;
             factor *= DIMINISH;
         }
-        RefusalVerdict { score, refused: score >= self.threshold, spans }
+        RefusalVerdict {
+            score,
+            refused: score >= self.threshold,
+            spans,
+        }
     }
 }
 
@@ -193,7 +219,10 @@ mod tests {
     #[test]
     fn a_partial_refusal_late_in_a_long_answer_weighs_less() {
         let early = det().score("I cannot provide that. Here is an alternative.");
-        let late = det().score(&format!("{} I cannot provide that.", "Here is a long helpful answer. ".repeat(20)));
+        let late = det().score(&format!(
+            "{} I cannot provide that.",
+            "Here is a long helpful answer. ".repeat(20)
+        ));
         assert!(late.score < early.score);
     }
 
@@ -201,13 +230,22 @@ mod tests {
     fn spans_point_into_the_original() {
         let t = "Well. I’m sorry, but I can’t do that.";
         let v = det().score(t);
-        assert!(v.spans.iter().any(|&(a, b)| t[a..b].starts_with("I’m sorry")), "{v:?}");
+        assert!(
+            v.spans
+                .iter()
+                .any(|&(a, b)| t[a..b].starts_with("I’m sorry")),
+            "{v:?}"
+        );
     }
 
     #[test]
     fn works_in_a_shared_literal_set() {
         let d = det();
-        let set = LiteralSet::build(&[d.literal_family(), crate::leak::canary_family(&["zz-top-9".into()])]).unwrap();
+        let set = LiteralSet::build(&[
+            d.literal_family(),
+            crate::leak::canary_family(&["zz-top-9".into()]),
+        ])
+        .unwrap();
         let t = "I'm sorry, but I can't help with that.";
         assert_eq!(d.score_scan(&set.scan_text(t, false)), d.score(t));
     }

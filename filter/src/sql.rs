@@ -67,7 +67,9 @@ pub struct SqlMatch {
     pub end: usize,
 }
 
-const KEYWORDS: &[&str] = &["select", "insert", "update", "delete", "drop", "truncate", "alter", "create", "union", "--"];
+const KEYWORDS: &[&str] = &[
+    "select", "insert", "update", "delete", "drop", "truncate", "alter", "create", "union", "--",
+];
 
 fn prefilter() -> &'static AhoCorasick {
     static P: OnceLock<AhoCorasick> = OnceLock::new();
@@ -113,7 +115,9 @@ fn tokenize(text: &str, from: usize, limit: usize, out: &mut Vec<Tok>) {
             i += 1;
             continue;
         } else if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
-            while i < end && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
+            while i < end
+                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+            {
                 i += 1;
             }
             TokKind::Word
@@ -139,7 +143,11 @@ fn tokenize(text: &str, from: usize, limit: usize, out: &mut Vec<Tok>) {
             i += 1;
             TokKind::Punct(c)
         };
-        out.push(Tok { kind, start, end: i });
+        out.push(Tok {
+            kind,
+            start,
+            end: i,
+        });
     }
 }
 
@@ -150,7 +158,9 @@ struct Cand<'a> {
 
 impl<'a> Cand<'a> {
     fn s(&self, i: usize) -> &'a str {
-        self.toks.get(i).map_or("", |t| self.text.get(t.start..t.end).unwrap_or(""))
+        self.toks
+            .get(i)
+            .map_or("", |t| self.text.get(t.start..t.end).unwrap_or(""))
     }
     fn kind(&self, i: usize) -> Option<TokKind> {
         self.toks.get(i).map(|t| t.kind)
@@ -181,7 +191,9 @@ impl<'a> Cand<'a> {
                 _ => return if j == i { None } else { Some((j, special)) },
             }
             j += 1;
-            if self.is_punct(j, b'.') && matches!(self.kind(j + 1), Some(TokKind::Word) | Some(TokKind::Str)) {
+            if self.is_punct(j, b'.')
+                && matches!(self.kind(j + 1), Some(TokKind::Word) | Some(TokKind::Str))
+            {
                 special = true;
                 j += 1;
                 continue;
@@ -191,16 +203,41 @@ impl<'a> Cand<'a> {
     }
     fn is_clause_kw(&self, i: usize) -> bool {
         const CLAUSES: &[&str] = &[
-            "where", "join", "inner", "left", "right", "outer", "full", "cross", "group", "order", "limit", "having", "offset",
-            "union", "on", "as", "natural", "using", "returning", "values", "set", "fetch", "window",
+            "where",
+            "join",
+            "inner",
+            "left",
+            "right",
+            "outer",
+            "full",
+            "cross",
+            "group",
+            "order",
+            "limit",
+            "having",
+            "offset",
+            "union",
+            "on",
+            "as",
+            "natural",
+            "using",
+            "returning",
+            "values",
+            "set",
+            "fetch",
+            "window",
         ];
-        self.kind(i) == Some(TokKind::Word) && CLAUSES.iter().any(|k| self.s(i).eq_ignore_ascii_case(k))
+        self.kind(i) == Some(TokKind::Word)
+            && CLAUSES.iter().any(|k| self.s(i).eq_ignore_ascii_case(k))
     }
     /// End of statement right at token `i`: text end, newline, `;`, `)`.
     fn clean_end(&self, i: usize) -> bool {
         matches!(
             self.kind(i),
-            None | Some(TokKind::Newline) | Some(TokKind::Punct(b';')) | Some(TokKind::Punct(b')')) | Some(TokKind::Punct(b'`'))
+            None | Some(TokKind::Newline)
+                | Some(TokKind::Punct(b';'))
+                | Some(TokKind::Punct(b')'))
+                | Some(TokKind::Punct(b'`'))
         )
     }
     /// `WHERE ident op value` starting at `i` (the WHERE token).
@@ -208,10 +245,14 @@ impl<'a> Cand<'a> {
         if !self.is_kw(i, "where") {
             return false;
         }
-        let Some((j, _)) = self.ident(i + 1) else { return false };
+        let Some((j, _)) = self.ident(i + 1) else {
+            return false;
+        };
         let op = self.s(j);
         matches!(op, "=" | "<" | ">" | "!")
-            || ["like", "in", "is", "between", "not"].iter().any(|k| op.eq_ignore_ascii_case(k))
+            || ["like", "in", "is", "between", "not"]
+                .iter()
+                .any(|k| op.eq_ignore_ascii_case(k))
     }
     fn has_semicolon(&self) -> bool {
         self.toks.iter().any(|t| t.kind == TokKind::Punct(b';'))
@@ -239,7 +280,8 @@ pub fn find_sql(text: &str, out: &mut Vec<SqlMatch>) {
         // Word boundaries around the keyword.
         let b = text.as_bytes();
         if (p > 0 && (b[p - 1].is_ascii_alphanumeric() || b[p - 1] == b'_'))
-            || b.get(m.end()).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            || b.get(m.end())
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
         {
             continue;
         }
@@ -260,8 +302,16 @@ pub fn find_sql(text: &str, out: &mut Vec<SqlMatch>) {
         if let Some((kind, last_tok)) = found {
             // Statements whose last structural token opens a clause or value
             // list run on to the end of the statement; others end there.
-            let extend = matches!(kind, SqlKind::Insert | SqlKind::Update | SqlKind::Union | SqlKind::Create | SqlKind::Alter)
-                || toks.get(last_tok).is_some_and(|t| t.kind == TokKind::Word && c_is_clause(text, t));
+            let extend = matches!(
+                kind,
+                SqlKind::Insert
+                    | SqlKind::Update
+                    | SqlKind::Union
+                    | SqlKind::Create
+                    | SqlKind::Alter
+            ) || toks
+                .get(last_tok)
+                .is_some_and(|t| t.kind == TokKind::Word && c_is_clause(text, t));
             let end = if extend {
                 statement_end(text, &toks, last_tok)
             } else {
@@ -278,7 +328,11 @@ pub fn find_sql(text: &str, out: &mut Vec<SqlMatch>) {
                 end -= 1;
             }
             covered = end;
-            out.push(SqlMatch { kind, start: p, end });
+            out.push(SqlMatch {
+                kind,
+                start: p,
+                end,
+            });
         }
     }
     find_tautologies(text, out);
@@ -306,8 +360,13 @@ fn statement_end(text: &str, toks: &[Tok], last: usize) -> usize {
     for t in toks.iter().skip(last + 1) {
         match t.kind {
             TokKind::Punct(b';') => return t.end,
-            TokKind::Newline | TokKind::Punct(b'`') | TokKind::Punct(b'?') | TokKind::Punct(b'!') => return end,
-            TokKind::Punct(b'.') if b.get(t.end).is_none_or(|c| c.is_ascii_whitespace()) => return end,
+            TokKind::Newline
+            | TokKind::Punct(b'`')
+            | TokKind::Punct(b'?')
+            | TokKind::Punct(b'!') => return end,
+            TokKind::Punct(b'.') if b.get(t.end).is_none_or(|c| c.is_ascii_whitespace()) => {
+                return end
+            }
             _ => end = t.end,
         }
     }
@@ -326,8 +385,14 @@ fn select(c: &Cand<'_>) -> Option<(SqlKind, usize)> {
             TokKind::Punct(b'*') => star = true,
             TokKind::Punct(b',') => comma = true,
             TokKind::Punct(b'(') if c.kind(i - 1) == Some(TokKind::Word) => func = true,
-            TokKind::Punct(b'.') if c.kind(i - 1) == Some(TokKind::Word) && c.kind(i + 1) == Some(TokKind::Word) => qual = true,
-            TokKind::Punct(b'?') | TokKind::Punct(b'!') | TokKind::Newline if !comma => return None,
+            TokKind::Punct(b'.')
+                if c.kind(i - 1) == Some(TokKind::Word) && c.kind(i + 1) == Some(TokKind::Word) =>
+            {
+                qual = true
+            }
+            TokKind::Punct(b'?') | TokKind::Punct(b'!') | TokKind::Newline if !comma => {
+                return None
+            }
             TokKind::Word => {
                 words += 1;
                 if !c.upper(i) {
@@ -360,7 +425,10 @@ fn select(c: &Cand<'_>) -> Option<(SqlKind, usize)> {
     // What follows the table: a clause keyword, an alias then a clause, or the end.
     let mut last = after - 1;
     let mut k = after;
-    if c.kind(k) == Some(TokKind::Word) && !c.is_clause_kw(k) && (c.is_clause_kw(k + 1) || c.clean_end(k + 1)) {
+    if c.kind(k) == Some(TokKind::Word)
+        && !c.is_clause_kw(k)
+        && (c.is_clause_kw(k + 1) || c.clean_end(k + 1))
+    {
         k += 1; // alias
     }
     if c.is_clause_kw(k) {
@@ -394,7 +462,10 @@ fn insert(c: &Cand<'_>) -> Option<(SqlKind, usize)> {
         // Column list: identifiers and commas up to ')'.
         j += 1;
         while j < c.toks.len() && !c.is_punct(j, b')') {
-            if !matches!(c.kind(j), Some(TokKind::Word) | Some(TokKind::Str) | Some(TokKind::Punct(b','))) {
+            if !matches!(
+                c.kind(j),
+                Some(TokKind::Word) | Some(TokKind::Str) | Some(TokKind::Punct(b','))
+            ) {
                 return None;
             }
             j += 1;
@@ -441,17 +512,37 @@ fn delete(c: &Cand<'_>) -> Option<(SqlKind, usize)> {
     (score >= MIN_SCORE).then_some((SqlKind::Delete, last))
 }
 
-const OBJECTS: &[&str] = &["table", "database", "view", "index", "schema", "procedure", "function", "trigger", "sequence", "user", "role"];
+const OBJECTS: &[&str] = &[
+    "table",
+    "database",
+    "view",
+    "index",
+    "schema",
+    "procedure",
+    "function",
+    "trigger",
+    "sequence",
+    "user",
+    "role",
+];
 
 fn drop_like(c: &Cand<'_>, kind: SqlKind) -> Option<(SqlKind, usize)> {
-    let objects: &[&str] = if kind == SqlKind::Truncate { &["table"] } else { OBJECTS };
+    let objects: &[&str] = if kind == SqlKind::Truncate {
+        &["table"]
+    } else {
+        OBJECTS
+    };
     if !objects.iter().any(|o| c.is_kw(1, o)) {
         // TRUNCATE may omit TABLE.
         if kind != SqlKind::Truncate {
             return None;
         }
     }
-    let mut i = if kind == SqlKind::Truncate && !c.is_kw(1, "table") { 1 } else { 2 };
+    let mut i = if kind == SqlKind::Truncate && !c.is_kw(1, "table") {
+        1
+    } else {
+        2
+    };
     let mut score = 1;
     if c.is_kw(i, "if") && c.is_kw(i + 1, "exists") {
         i += 2;
@@ -476,8 +567,13 @@ fn alter(c: &Cand<'_>) -> Option<(SqlKind, usize)> {
         return None;
     }
     let (j, _) = c.ident(2)?;
-    const ACTIONS: &[&str] = &["add", "drop", "alter", "rename", "modify", "change", "owner", "set"];
-    ACTIONS.iter().any(|a| c.is_kw(j, a)).then_some((SqlKind::Alter, j))
+    const ACTIONS: &[&str] = &[
+        "add", "drop", "alter", "rename", "modify", "change", "owner", "set",
+    ];
+    ACTIONS
+        .iter()
+        .any(|a| c.is_kw(j, a))
+        .then_some((SqlKind::Alter, j))
 }
 
 fn create(c: &Cand<'_>) -> Option<(SqlKind, usize)> {
@@ -494,20 +590,29 @@ fn create(c: &Cand<'_>) -> Option<(SqlKind, usize)> {
     }
     let (j, _) = c.ident(i)?;
     // Column definitions: "(" identifier type …
-    (c.is_punct(j, b'(') && c.kind(j + 1) == Some(TokKind::Word) && c.kind(j + 2) == Some(TokKind::Word)).then_some((SqlKind::Create, j + 2))
+    (c.is_punct(j, b'(')
+        && c.kind(j + 1) == Some(TokKind::Word)
+        && c.kind(j + 2) == Some(TokKind::Word))
+    .then_some((SqlKind::Create, j + 2))
 }
 
 fn union(c: &Cand<'_>) -> Option<(SqlKind, usize)> {
-    let i = if c.is_kw(1, "all") || c.is_kw(1, "distinct") { 2 } else { 1 };
+    let i = if c.is_kw(1, "all") || c.is_kw(1, "distinct") {
+        2
+    } else {
+        1
+    };
     if !c.is_kw(i, "select") {
         return None;
     }
     // "union select" in prose is vanishingly rare, but demand something
     // after SELECT that looks like a column list.
     match c.kind(i + 1) {
-        Some(TokKind::Word) | Some(TokKind::Num) | Some(TokKind::Str) | Some(TokKind::Punct(b'*')) | Some(TokKind::Punct(b'@')) => {
-            Some((SqlKind::Union, i + 1))
-        }
+        Some(TokKind::Word)
+        | Some(TokKind::Num)
+        | Some(TokKind::Str)
+        | Some(TokKind::Punct(b'*'))
+        | Some(TokKind::Punct(b'@')) => Some((SqlKind::Union, i + 1)),
         _ => None,
     }
 }
@@ -536,10 +641,16 @@ fn comment_tail(text: &str, p: usize) -> Option<SqlMatch> {
     }
     // For `'` and `"` demand something SQL-ish before: `'--` right after a
     // word (admin'--) or a `;`.
-    if matches!(b[start], b'\'' | b'"') && !(start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b' ')) {
+    if matches!(b[start], b'\'' | b'"')
+        && !(start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b' '))
+    {
         return None;
     }
-    Some(SqlMatch { kind: SqlKind::CommentTail, start, end })
+    Some(SqlMatch {
+        kind: SqlKind::CommentTail,
+        start,
+        end,
+    })
 }
 
 /// `' OR '1'='1`, `" or 1=1`, `OR 'a'='a'`: a literal compared to itself
@@ -551,13 +662,17 @@ fn find_tautologies(text: &str, out: &mut Vec<SqlMatch>) {
             return;
         }
         // Right literal.
-        let Some((r_start, r_end, r_val)) = literal_at(b, eq + 1) else { continue };
+        let Some((r_start, r_end, r_val)) = literal_at(b, eq + 1) else {
+            continue;
+        };
         // Left literal ends right before '=' (spaces allowed).
         let mut l_end = eq;
         while l_end > 0 && b[l_end - 1] == b' ' {
             l_end -= 1;
         }
-        let Some((l_start, l_val)) = literal_before(b, l_end) else { continue };
+        let Some((l_start, l_val)) = literal_before(b, l_end) else {
+            continue;
+        };
         if l_val != r_val {
             continue;
         }
@@ -568,8 +683,12 @@ fn find_tautologies(text: &str, out: &mut Vec<SqlMatch>) {
         }
         let word_start = k.saturating_sub(3);
         let w = &b[word_start..k];
-        let is_or = k >= 2 && b[k - 2..k].eq_ignore_ascii_case(b"or") && (k == 2 || !b[k - 3].is_ascii_alphanumeric());
-        let is_and = w.len() == 3 && w.eq_ignore_ascii_case(b"and") && (word_start == 0 || !b[word_start - 1].is_ascii_alphanumeric());
+        let is_or = k >= 2
+            && b[k - 2..k].eq_ignore_ascii_case(b"or")
+            && (k == 2 || !b[k - 3].is_ascii_alphanumeric());
+        let is_and = w.len() == 3
+            && w.eq_ignore_ascii_case(b"and")
+            && (word_start == 0 || !b[word_start - 1].is_ascii_alphanumeric());
         if !(is_or || is_and) {
             continue;
         }
@@ -605,7 +724,11 @@ fn find_tautologies(text: &str, out: &mut Vec<SqlMatch>) {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        out.push(SqlMatch { kind: SqlKind::Tautology, start: q - 1, end });
+        out.push(SqlMatch {
+            kind: SqlKind::Tautology,
+            start: q - 1,
+            end,
+        });
     }
 }
 
@@ -685,20 +808,53 @@ mod tests {
 
     #[test]
     fn statements_are_found_with_their_span() {
-        assert_eq!(kinds("Run SELECT name FROM users to list them."), vec![(SqlKind::Select, "SELECT name FROM users")]);
-        assert_eq!(kinds("select * from orders where id = 42;"), vec![(SqlKind::Select, "select * from orders where id = 42;")]);
-        assert_eq!(kinds("select id, email from customers"), vec![(SqlKind::Select, "select id, email from customers")]);
-        assert_eq!(kinds("SELECT COUNT(*) FROM public.events e WHERE e.kind = 'x'")[0].0, SqlKind::Select);
-        assert_eq!(kinds("INSERT INTO users (name, email) VALUES ('a', 'b');")[0].0, SqlKind::Insert);
-        assert_eq!(kinds("insert into audit_log select * from staging")[0].0, SqlKind::Insert);
-        assert_eq!(kinds("UPDATE accounts SET balance = 0 WHERE id = 7")[0].0, SqlKind::Update);
-        assert_eq!(kinds("DELETE FROM sessions WHERE expires < now();")[0].0, SqlKind::Delete);
+        assert_eq!(
+            kinds("Run SELECT name FROM users to list them."),
+            vec![(SqlKind::Select, "SELECT name FROM users")]
+        );
+        assert_eq!(
+            kinds("select * from orders where id = 42;"),
+            vec![(SqlKind::Select, "select * from orders where id = 42;")]
+        );
+        assert_eq!(
+            kinds("select id, email from customers"),
+            vec![(SqlKind::Select, "select id, email from customers")]
+        );
+        assert_eq!(
+            kinds("SELECT COUNT(*) FROM public.events e WHERE e.kind = 'x'")[0].0,
+            SqlKind::Select
+        );
+        assert_eq!(
+            kinds("INSERT INTO users (name, email) VALUES ('a', 'b');")[0].0,
+            SqlKind::Insert
+        );
+        assert_eq!(
+            kinds("insert into audit_log select * from staging")[0].0,
+            SqlKind::Insert
+        );
+        assert_eq!(
+            kinds("UPDATE accounts SET balance = 0 WHERE id = 7")[0].0,
+            SqlKind::Update
+        );
+        assert_eq!(
+            kinds("DELETE FROM sessions WHERE expires < now();")[0].0,
+            SqlKind::Delete
+        );
         assert_eq!(kinds("delete from users;")[0].0, SqlKind::Delete);
-        assert_eq!(kinds("DROP TABLE users;"), vec![(SqlKind::Drop, "DROP TABLE users;")]);
+        assert_eq!(
+            kinds("DROP TABLE users;"),
+            vec![(SqlKind::Drop, "DROP TABLE users;")]
+        );
         assert_eq!(kinds("drop table if exists tmp_data")[0].0, SqlKind::Drop);
         assert_eq!(kinds("TRUNCATE TABLE logs;")[0].0, SqlKind::Truncate);
-        assert_eq!(kinds("ALTER TABLE users ADD COLUMN age int")[0].0, SqlKind::Alter);
-        assert_eq!(kinds("CREATE TABLE pets (id INT, name TEXT)")[0].0, SqlKind::Create);
+        assert_eq!(
+            kinds("ALTER TABLE users ADD COLUMN age int")[0].0,
+            SqlKind::Alter
+        );
+        assert_eq!(
+            kinds("CREATE TABLE pets (id INT, name TEXT)")[0].0,
+            SqlKind::Create
+        );
     }
 
     #[test]
@@ -711,9 +867,16 @@ mod tests {
 
     #[test]
     fn injection_payloads_are_found() {
-        assert_eq!(kinds("id=1 UNION SELECT username, password FROM users--")[0].0, SqlKind::Union);
-        assert!(kinds("name=admin'-- ").iter().any(|k| k.0 == SqlKind::CommentTail));
-        assert!(kinds("x'; DROP TABLE students; --").iter().any(|k| k.0 == SqlKind::Drop));
+        assert_eq!(
+            kinds("id=1 UNION SELECT username, password FROM users--")[0].0,
+            SqlKind::Union
+        );
+        assert!(kinds("name=admin'-- ")
+            .iter()
+            .any(|k| k.0 == SqlKind::CommentTail));
+        assert!(kinds("x'; DROP TABLE students; --")
+            .iter()
+            .any(|k| k.0 == SqlKind::Drop));
         assert_eq!(kinds("' OR '1'='1")[0].0, SqlKind::Tautology);
         assert_eq!(kinds("pass=\" or 1=1 --")[0].0, SqlKind::Tautology);
         assert_eq!(kinds("1' or 'a'='a")[0].0, SqlKind::Tautology);
@@ -744,7 +907,23 @@ mod tests {
 
     #[test]
     fn never_panics_on_odd_input() {
-        for t in ["select", "SELECT * FROM", "insert into", "update x set", "'", "' OR '", "=", "1=1", "--", ";--", "é--é", "SELECT é FROM ü WHERE ö = 'ä'", "'='", "\"=\"", "OR 1="] {
+        for t in [
+            "select",
+            "SELECT * FROM",
+            "insert into",
+            "update x set",
+            "'",
+            "' OR '",
+            "=",
+            "1=1",
+            "--",
+            ";--",
+            "é--é",
+            "SELECT é FROM ü WHERE ö = 'ä'",
+            "'='",
+            "\"=\"",
+            "OR 1=",
+        ] {
             let _ = kinds(t);
         }
     }

@@ -456,7 +456,12 @@ impl<D: SpanDetector> ResponseStream<D> {
             if self.options.opaque == OpaquePolicy::Forward {
                 if let Some(read) = read_replacing(&event) {
                     let data = read.data();
-                    if data.is_some() && !self.codec.parse_data(read.event(), data.as_deref()).undecodable {
+                    if data.is_some()
+                        && !self
+                            .codec
+                            .parse_data(read.event(), data.as_deref())
+                            .undecodable
+                    {
                         event = read;
                     }
                 }
@@ -578,9 +583,7 @@ impl<D: SpanDetector> ResponseStream<D> {
                 });
             state.owners.push_back((seq, slot));
             state.pushed += text.len();
-            state
-                .scanner
-                .push(&self.detector, text, &mut self.released);
+            state.scanner.push(&self.detector, text, &mut self.released);
             self.resolve(channel);
         }
         if text.capacity() <= RETAINED_PIECE_TEXT {
@@ -851,7 +854,9 @@ pub fn rewrite_json_response_with<D: SpanDetector + ?Sized>(
 /// structure is unchanged (line ends are ASCII), so the event decodes again
 /// as one event (`None` if it somehow does not).
 fn read_replacing(event: &RawEvent) -> Option<RawEvent> {
-    let replaced = String::from_utf8_lossy(&event.raw).into_owned().into_bytes();
+    let replaced = String::from_utf8_lossy(&event.raw)
+        .into_owned()
+        .into_bytes();
     let mut decoder = SseDecoder::with_max_event_size(replaced.len().max(DEFAULT_MAX_EVENT_SIZE));
     let mut events = Vec::with_capacity(1);
     decoder.push_raw(&replaced, &mut events);
@@ -1378,11 +1383,17 @@ mod tests {
             let pieces: Vec<&[u8]> = bad.chunks(chunk).collect();
             let (out, s) = run_chunks(Provider::OpenAiChat, options(), &pieces);
             let out = String::from_utf8(out).expect("sent as read: UTF-8");
-            assert!(out.contains("caf\u{FFFD}\u{FFFD} [W0]") && !out.contains("secret"), "{out}");
+            assert!(
+                out.contains("caf\u{FFFD}\u{FFFD} [W0]") && !out.contains("secret"),
+                "{out}"
+            );
             assert_eq!(s.stats().invalid_utf8, 1);
         }
         // Fail-closed streams still end on it.
-        let opts = StreamOptions { opaque: OpaquePolicy::Block, ..options() };
+        let opts = StreamOptions {
+            opaque: OpaquePolicy::Block,
+            ..options()
+        };
         let (_, s) = run_chunks(Provider::OpenAiChat, opts, &[&bad]);
         assert!(s.is_blocked());
     }

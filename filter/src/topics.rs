@@ -64,10 +64,16 @@ impl TopicSet {
         }
         for t in &topics {
             if !(t.threshold.is_finite() && t.threshold > 0.0) {
-                return Err(format!("topic {:?}: threshold must be a positive number", t.name));
+                return Err(format!(
+                    "topic {:?}: threshold must be a positive number",
+                    t.name
+                ));
             }
             if let Some((k, _)) = t.keywords.iter().find(|(_, w)| !w.is_finite()) {
-                return Err(format!("topic {:?}: keyword {k:?} has no finite weight", t.name));
+                return Err(format!(
+                    "topic {:?}: keyword {k:?} has no finite weight",
+                    t.name
+                ));
             }
         }
         let families = Self::families_of(&topics);
@@ -93,7 +99,11 @@ impl TopicSet {
                     .keywords
                     .iter()
                     .map(|(k, w)| LiteralItem::template(k.clone(), *w))
-                    .chain(t.context.iter().map(|c| LiteralItem::template(c.clone(), 0.0)))
+                    .chain(
+                        t.context
+                            .iter()
+                            .map(|c| LiteralItem::template(c.clone(), 0.0)),
+                    )
                     .collect(),
             })
             .collect()
@@ -127,7 +137,11 @@ impl TopicSet {
             if hits.is_empty() {
                 continue;
             }
-            let context: Vec<(usize, usize)> = hits.iter().filter(|h| h.item >= n_kw).map(|h| (h.start, h.end)).collect();
+            let context: Vec<(usize, usize)> = hits
+                .iter()
+                .filter(|h| h.item >= n_kw)
+                .map(|h| (h.start, h.end))
+                .collect();
             let needs_context = !topic.context.is_empty();
             // Repeats are counted per matched word, not per template.
             let mut counts: Vec<(&str, usize)> = Vec::new();
@@ -144,7 +158,11 @@ impl TopicSet {
                 }
                 if needs_context {
                     let near = context.iter().any(|&(cs, ce)| {
-                        let gap = if ce <= h.start { h.start - ce } else { cs.saturating_sub(h.end) };
+                        let gap = if ce <= h.start {
+                            h.start - ce
+                        } else {
+                            cs.saturating_sub(h.end)
+                        };
                         gap <= topic.context_window
                     });
                     if !near {
@@ -239,9 +257,27 @@ pub fn builtin_topics() -> Vec<TopicSpec> {
         "(hire|hires|hiring|hired|candidate|candidates|applicant|applicants|resume|resumes|cv|cvs|interview*|recruit*|job offer|job offers|shortlist*|screen out|screening|onboard*|employee|employees|employer|workforce|talent|layoff|layoffs|lay off|fire|firing|terminate|termination|salary|salaries|pay raise|promotion|promotions|promote|promoted|performance review|performance reviews|job posting|job ad|job description|job opening|job application|job applications|vacancy|vacancies|new hire|new hires|staff|team member|position)",
     ];
     vec![
-        TopicSpec { name: "medical_advice".into(), keywords: medical, threshold: 0.8, context: vec![], context_window: 0 },
-        TopicSpec { name: "legal_advice".into(), keywords: legal, threshold: 0.8, context: vec![], context_window: 0 },
-        TopicSpec { name: "financial_advice".into(), keywords: financial, threshold: 0.8, context: vec![], context_window: 0 },
+        TopicSpec {
+            name: "medical_advice".into(),
+            keywords: medical,
+            threshold: 0.8,
+            context: vec![],
+            context_window: 0,
+        },
+        TopicSpec {
+            name: "legal_advice".into(),
+            keywords: legal,
+            threshold: 0.8,
+            context: vec![],
+            context_window: 0,
+        },
+        TopicSpec {
+            name: "financial_advice".into(),
+            keywords: financial,
+            threshold: 0.8,
+            context: vec![],
+            context_window: 0,
+        },
         TopicSpec {
             name: "hiring_protected".into(),
             keywords: protected,
@@ -262,7 +298,12 @@ mod tests {
     }
 
     fn flagged(text: &str) -> Vec<String> {
-        set().classify(text).into_iter().filter(|v| v.flagged).map(|v| v.name).collect()
+        set()
+            .classify(text)
+            .into_iter()
+            .filter(|v| v.flagged)
+            .map(|v| v.name)
+            .collect()
     }
 
     #[test]
@@ -274,7 +315,11 @@ mod tests {
             "Is it safe to mix Xanax and alcohol?",
             "My doctor prescribed sertraline; what are the side effects?",
         ] {
-            assert!(flagged(t).contains(&"medical_advice".to_string()), "{t}: {:?}", set().classify(t));
+            assert!(
+                flagged(t).contains(&"medical_advice".to_string()),
+                "{t}: {:?}",
+                set().classify(t)
+            );
         }
     }
 
@@ -286,7 +331,11 @@ mod tests {
             "My employer fired me after I reported harassment; can I sue for wrongful termination?",
             "What's the statute of limitations for breach of contract?",
         ] {
-            assert!(flagged(t).contains(&"legal_advice".to_string()), "{t}: {:?}", set().classify(t));
+            assert!(
+                flagged(t).contains(&"legal_advice".to_string()),
+                "{t}: {:?}",
+                set().classify(t)
+            );
         }
     }
 
@@ -298,7 +347,11 @@ mod tests {
             "Is it a good time to refinance my mortgage?",
             "How should I split my 401(k) between bonds and an S&P 500 ETF?",
         ] {
-            assert!(flagged(t).contains(&"financial_advice".to_string()), "{t}: {:?}", set().classify(t));
+            assert!(
+                flagged(t).contains(&"financial_advice".to_string()),
+                "{t}: {:?}",
+                set().classify(t)
+            );
         }
     }
 
@@ -312,7 +365,11 @@ mod tests {
             "We'd prefer younger candidates for the sales position.",
             "Don't promote her, she will go on maternity leave soon.",
         ] {
-            assert!(flagged(t).contains(&"hiring_protected".to_string()), "{t}: {:?}", set().classify(t));
+            assert!(
+                flagged(t).contains(&"hiring_protected".to_string()),
+                "{t}: {:?}",
+                set().classify(t)
+            );
         }
     }
 
@@ -335,7 +392,10 @@ mod tests {
 
     #[test]
     fn hiring_terms_far_from_protected_terms_do_not_combine() {
-        let t = format!("We hired three engineers this quarter. {} My sister is pregnant and very happy.", "Lorem ipsum dolor sit amet. ".repeat(12));
+        let t = format!(
+            "We hired three engineers this quarter. {} My sister is pregnant and very happy.",
+            "Lorem ipsum dolor sit amet. ".repeat(12)
+        );
         assert!(!flagged(&t).contains(&"hiring_protected".to_string()));
     }
 
@@ -343,9 +403,20 @@ mod tests {
     fn repeats_have_diminishing_weight() {
         let once = set().classify("symptoms");
         let many = set().classify(&"symptoms ".repeat(30));
-        let s1 = once.iter().find(|v| v.name == "medical_advice").unwrap().score;
-        let s2 = many.iter().find(|v| v.name == "medical_advice").unwrap().score;
-        assert!((s2 - s1 * (1.0 + 2.0 * REPEAT_FACTOR)).abs() < 1e-5, "{s1} {s2}");
+        let s1 = once
+            .iter()
+            .find(|v| v.name == "medical_advice")
+            .unwrap()
+            .score;
+        let s2 = many
+            .iter()
+            .find(|v| v.name == "medical_advice")
+            .unwrap()
+            .score;
+        assert!(
+            (s2 - s1 * (1.0 + 2.0 * REPEAT_FACTOR)).abs() < 1e-5,
+            "{s1} {s2}"
+        );
         assert!(!flagged(&"symptoms ".repeat(30)).contains(&"medical_advice".to_string()));
     }
 
@@ -354,15 +425,35 @@ mod tests {
         let t = "Can I take IBUPROFEN with lisinopril?";
         let v = set().classify(t);
         let m = v.iter().find(|v| v.name == "medical_advice").unwrap();
-        assert!(m.spans.iter().any(|&(a, b)| t[a..b].contains("IBUPROFEN")), "{:?}", m.spans);
-        assert!(m.spans.iter().any(|&(a, b)| &t[a..b] == "lisinopril"), "{:?}", m.spans);
+        assert!(
+            m.spans.iter().any(|&(a, b)| t[a..b].contains("IBUPROFEN")),
+            "{:?}",
+            m.spans
+        );
+        assert!(
+            m.spans.iter().any(|&(a, b)| &t[a..b] == "lisinopril"),
+            "{:?}",
+            m.spans
+        );
     }
 
     #[test]
     fn invalid_specs_are_rejected() {
-        let bad = TopicSpec { name: "x".into(), keywords: vec![("a (b".into(), 1.0)], threshold: 1.0, context: vec![], context_window: 0 };
+        let bad = TopicSpec {
+            name: "x".into(),
+            keywords: vec![("a (b".into(), 1.0)],
+            threshold: 1.0,
+            context: vec![],
+            context_window: 0,
+        };
         assert!(TopicSet::new(vec![bad]).unwrap_err().contains("Topic(0)"));
-        let bad = TopicSpec { name: "y".into(), keywords: vec![], threshold: 0.0, context: vec![], context_window: 0 };
+        let bad = TopicSpec {
+            name: "y".into(),
+            keywords: vec![],
+            threshold: 0.0,
+            context: vec![],
+            context_window: 0,
+        };
         assert!(TopicSet::new(vec![bad]).unwrap_err().contains("\"y\""));
     }
 
@@ -371,6 +462,9 @@ mod tests {
         let t = set();
         let shared = LiteralSet::build(&t.literal_families()).unwrap();
         let text = "Should I sell my stocks and buy bitcoin?";
-        assert_eq!(t.classify_scan(&shared.scan_text(text, false)), t.classify(text));
+        assert_eq!(
+            t.classify_scan(&shared.scan_text(text, false)),
+            t.classify(text)
+        );
     }
 }

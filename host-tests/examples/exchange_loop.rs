@@ -9,7 +9,9 @@ use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let module = args.next().unwrap_or_else(|| "target/wasm32-wasip1/release/rheostat_filter.wasm".into());
+    let module = args
+        .next()
+        .unwrap_or_else(|| "target/wasm32-wasip1/release/rheostat_filter.wasm".into());
     let runs: usize = args.next().map_or(Ok(2000), |n| n.parse())?;
     let seed = 0x5eed;
     let request = corpus::chat_request(seed + 1, 2048, true, false, true);
@@ -29,6 +31,9 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let us = start.elapsed().as_secs_f64() * 1e6 / runs as f64;
-    println!("{runs} exchanges, {} frames each: {us:.0} us per exchange", frames.len());
+    println!(
+        "{runs} exchanges, {} frames each: {us:.0} us per exchange",
+        frames.len()
+    );
     Ok(())
 }

@@ -137,7 +137,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { policy } => check(&policy),
-        Command::Serve { policy, upstream, listen, module } => std::fs::read(&policy)
+        Command::Serve {
+            policy,
+            upstream,
+            listen,
+            module,
+        } => std::fs::read(&policy)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", policy.display()))
             .and_then(|bytes| {
                 let module = replay::resolve_module(module.as_deref())?;

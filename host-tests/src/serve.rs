@@ -47,7 +47,8 @@ pub fn serve(options: &ServeOptions<'_>) -> Result<()> {
         bail!("the filter rejected the policy: {failed}");
     }
     print_logs(&host);
-    let listener = TcpListener::bind(options.listen).with_context(|| format!("listening on {}", options.listen))?;
+    let listener = TcpListener::bind(options.listen)
+        .with_context(|| format!("listening on {}", options.listen))?;
     eprintln!("rheostat serve: http://{} -> {upstream}", options.listen);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -109,13 +110,21 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Option<Head>> {
         headers: request
             .headers
             .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
             .collect(),
     }))
 }
 
 fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn read_body(reader: &mut BufReader<TcpStream>, headers: &[(String, String)]) -> Result<Vec<u8>> {
@@ -137,7 +146,9 @@ fn read_body(reader: &mut BufReader<TcpStream>, headers: &[(String, String)]) ->
             body.extend_from_slice(&chunk[..size]);
         }
     }
-    let length: usize = header(headers, "content-length").map_or(Ok(0), str::parse).context("content-length")?;
+    let length: usize = header(headers, "content-length")
+        .map_or(Ok(0), str::parse)
+        .context("content-length")?;
     if length > MAX_BODY_BYTES {
         bail!("request body over {MAX_BODY_BYTES} bytes");
     }
@@ -150,16 +161,32 @@ fn read_body(reader: &mut BufReader<TcpStream>, headers: &[(String, String)]) ->
 fn hop_by_hop(name: &str) -> bool {
     matches!(
         name,
-        "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "proxy-connection" | "content-length"
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-connection"
+            | "content-length"
     )
 }
 
-fn handle(host: &mut Host, agent: &ureq::Agent, upstream: &str, connection: TcpStream) -> Result<()> {
+fn handle(
+    host: &mut Host,
+    agent: &ureq::Agent,
+    upstream: &str,
+    connection: TcpStream,
+) -> Result<()> {
     let mut client = connection.try_clone()?;
     let mut reader = BufReader::new(connection);
-    let Some(head) = read_head(&mut reader)? else { return Ok(()) };
+    let Some(head) = read_head(&mut reader)? else {
+        return Ok(());
+    };
     let body = read_body(&mut reader, &head.headers)?;
-    let authority = header(&head.headers, "host").unwrap_or("localhost").to_string();
+    let authority = header(&head.headers, "host")
+        .unwrap_or("localhost")
+        .to_string();
     let mut pairs: Vec<(&str, &str)> = vec![
         (":method", head.method.as_str()),
         (":path", head.path.as_str()),
@@ -185,14 +212,20 @@ fn handle(host: &mut Host, agent: &ureq::Agent, upstream: &str, connection: TcpS
     let forwarded = stream.upstream_headers().unwrap_or_default();
     let forwarded_body = stream.upstream_body();
     let path = header_of(&forwarded, ":path").unwrap_or("/").to_string();
-    let method = header_of(&forwarded, ":method").unwrap_or("POST").to_string();
-    let mut request = ureq::http::Request::builder().method(method.as_str()).uri(format!("{upstream}{path}"));
+    let method = header_of(&forwarded, ":method")
+        .unwrap_or("POST")
+        .to_string();
+    let mut request = ureq::http::Request::builder()
+        .method(method.as_str())
+        .uri(format!("{upstream}{path}"));
     for (k, v) in &forwarded {
         if !k.starts_with(':') && !hop_by_hop(k) {
             request = request.header(k.as_str(), v.as_str());
         }
     }
-    let request = request.body(forwarded_body).context("building the upstream request")?;
+    let request = request
+        .body(forwarded_body)
+        .context("building the upstream request")?;
     let mut response = match agent.run(request) {
         Ok(response) => response,
         Err(e) => {
@@ -207,17 +240,28 @@ fn handle(host: &mut Host, agent: &ureq::Agent, upstream: &str, connection: TcpS
         .headers()
         .iter()
         .filter(|(k, _)| !hop_by_hop(k.as_str()))
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let mut response_pairs: Vec<(&str, &str)> = vec![(":status", status.as_str())];
-    response_pairs.extend(upstream_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    response_pairs.extend(
+        upstream_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     stream.response_headers(&response_pairs, false);
     let mut headers_sent = false;
     let mut sent = 0;
     let mut body_reader = response.body_mut().as_reader();
     let mut buffer = vec![0; 16 * 1024];
     loop {
-        let n = body_reader.read(&mut buffer).context("reading the upstream body")?;
+        let n = body_reader
+            .read(&mut buffer)
+            .context("reading the upstream body")?;
         stream.response_body(&buffer[..n], n == 0);
         if !headers_sent {
             if let Some(headers) = stream.downstream_headers() {
@@ -245,7 +289,11 @@ fn handle(host: &mut Host, agent: &ureq::Agent, upstream: &str, connection: TcpS
 }
 
 /// Writes everything the filter has produced for the client, and ends the stream.
-fn write_whole(stream: &mut crate::stream::Stream<'_>, client: &mut TcpStream, default_status: u16) -> Result<()> {
+fn write_whole(
+    stream: &mut crate::stream::Stream<'_>,
+    client: &mut TcpStream,
+    default_status: u16,
+) -> Result<()> {
     let status = stream.downstream_status().unwrap_or(default_status);
     let headers = stream.downstream_headers().unwrap_or_default();
     let out = stream.downstream_body();
@@ -256,7 +304,10 @@ fn write_whole(stream: &mut crate::stream::Stream<'_>, client: &mut TcpStream, d
 }
 
 fn header_of<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn write_head(client: &mut TcpStream, status: u16, headers: &[(String, String)]) -> Result<()> {

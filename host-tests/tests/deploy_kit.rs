@@ -639,7 +639,10 @@ const FILTER_METRICS: &[(&str, Option<&str>)] = &[
         "rheostat.local_responses.rate_limited",
         Some("\"rheostat.local_responses.{outcome}\""),
     ),
-    ("rheostat.alerts_sent.p1", Some("\"rheostat.alerts_sent.{}\"")),
+    (
+        "rheostat.alerts_sent.p1",
+        Some("\"rheostat.alerts_sent.{}\""),
+    ),
 ];
 
 /// Envoy's own Prometheus families the dashboard may use, with their labels.

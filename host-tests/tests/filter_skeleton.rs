@@ -229,12 +229,18 @@ fn shared_data_keys_stay_bounded_over_a_long_run() {
     // Keys are created at configuration time or on first use of a bounded
     // family (registries, leases); traffic from many more tenants than the
     // registry's cap, over many windows, adds nothing after that.
-    let mut host = start(2, json!({"window_secs": 1, "tick_ms": 500, "controls": {"max_scopes_per_kind": 8}}));
+    let mut host = start(
+        2,
+        json!({"window_secs": 1, "tick_ms": 500, "controls": {"max_scopes_per_kind": 8}}),
+    );
     let run = |host: &mut Host, from: usize| {
         for i in from..from + 100 {
             host.advance(700);
             let mut exchange = chat_exchange("long");
-            exchange.request.headers.insert("x-tenant-id".into(), format!("tenant-{i}"));
+            exchange
+                .request
+                .headers
+                .insert("x-tenant-id".into(), format!("tenant-{i}"));
             host.worker(i % 2).run_exchange(&exchange, &Chunking::Whole);
         }
     };

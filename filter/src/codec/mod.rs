@@ -1302,11 +1302,32 @@ mod usage_tests {
 
     #[test]
     fn output_tokens_are_read_from_every_provider_s_usage() {
-        assert_eq!(reported_output_tokens(r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12}}"#), Some(12));
-        assert_eq!(reported_output_tokens(r#"{"type":"message_delta","usage":{"output_tokens":89}}"#), Some(89));
-        assert_eq!(reported_output_tokens(r#"{"type":"message_start","message":{"usage":{"input_tokens":4,"output_tokens":1}}}"#), Some(1));
-        assert_eq!(reported_output_tokens(r#"{"type":"response.completed","response":{"usage":{"output_tokens":30}}}"#), Some(30));
-        assert_eq!(reported_output_tokens(r#"{"choices":[{"delta":{"content":"usage"}}]}"#), None);
+        assert_eq!(
+            reported_output_tokens(
+                r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12}}"#
+            ),
+            Some(12)
+        );
+        assert_eq!(
+            reported_output_tokens(r#"{"type":"message_delta","usage":{"output_tokens":89}}"#),
+            Some(89)
+        );
+        assert_eq!(
+            reported_output_tokens(
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":4,"output_tokens":1}}}"#
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            reported_output_tokens(
+                r#"{"type":"response.completed","response":{"usage":{"output_tokens":30}}}"#
+            ),
+            Some(30)
+        );
+        assert_eq!(
+            reported_output_tokens(r#"{"choices":[{"delta":{"content":"usage"}}]}"#),
+            None
+        );
         assert_eq!(reported_output_tokens(r#"{"usage":null}"#), None);
     }
 

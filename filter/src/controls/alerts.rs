@@ -66,7 +66,11 @@ pub fn severity_name(severity: Severity) -> &'static str {
 
 /// The alert body as the policy wants it.
 pub fn render(policy: &AlertPolicy, policy_name: &str, alert: &Alert) -> String {
-    let guide = policy.categories.get(&alert.category).cloned().unwrap_or_default();
+    let guide = policy
+        .categories
+        .get(&alert.category)
+        .cloned()
+        .unwrap_or_default();
     let field = |name: &str| -> String {
         match name {
             "severity" => severity_name(alert.severity).into(),
@@ -127,7 +131,10 @@ mod tests {
     #[test]
     fn one_alert_per_scope_and_category_per_period() {
         let store = MemoryStore::default();
-        let p = AlertPolicy { dedup_secs: 60, ..AlertPolicy::default() };
+        let p = AlertPolicy {
+            dedup_secs: 60,
+            ..AlertPolicy::default()
+        };
         let s = Scope::global();
         for category in [Category::Privacy, Category::Safety] {
             crate::lease::ensure(&store, &dedup_key(&s, category));
@@ -147,7 +154,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&render(&p.alerts, "x", &alert())).unwrap();
         assert_eq!(v["runbook"], "https://rb/privacy");
         assert_eq!(v["severity"], "P0");
-        let p = Policy::from_json(br#"{"alerts": {"template": "{\"text\": \"[{{severity}}] {{reason}} ({{scope}})\"}"}}"#).unwrap();
+        let p = Policy::from_json(
+            br#"{"alerts": {"template": "{\"text\": \"[{{severity}}] {{reason}} ({{scope}})\"}"}}"#,
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_str(&render(&p.alerts, "x", &alert())).unwrap();
         assert_eq!(v["text"], "[P0] email in a response (route=chat)");
     }

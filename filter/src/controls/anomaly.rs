@@ -40,7 +40,10 @@ pub fn key(scope: &Scope) -> String {
 }
 
 pub fn read(store: &dyn SharedStore, scope: &Scope) -> Baseline {
-    store.get(&key(scope)).and_then(|(v, _)| decode(&v)).unwrap_or_default()
+    store
+        .get(&key(scope))
+        .and_then(|(v, _)| decode(&v))
+        .unwrap_or_default()
 }
 
 /// Floors for signals measured in their own units rather than as shares.
@@ -127,32 +130,69 @@ mod tests {
     use crate::ledger::MemoryStore;
 
     fn window(requests: u64, refusals: u64) -> ScopeCounts {
-        ScopeCounts { requests, refusals, latency_ms: requests * 100, ..Default::default() }
+        ScopeCounts {
+            requests,
+            refusals,
+            latency_ms: requests * 100,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn a_refusal_storm_after_warm_up_is_an_anomaly_and_does_not_become_the_baseline() {
         let store = MemoryStore::default();
-        let p = AnomalyPolicy { warmup_windows: 3, min_requests: 20, ..AnomalyPolicy::default() };
+        let p = AnomalyPolicy {
+            warmup_windows: 3,
+            min_requests: 20,
+            ..AnomalyPolicy::default()
+        };
         let s = Scope::global();
         for w in 0..3 {
-            assert!(evaluate(&store, &s, &p, w, &window(100, 5)).unwrap().is_empty(), "warm-up");
+            assert!(
+                evaluate(&store, &s, &p, w, &window(100, 5))
+                    .unwrap()
+                    .is_empty(),
+                "warm-up"
+            );
         }
         let storm = evaluate(&store, &s, &p, 3, &window(100, 60)).unwrap();
         assert_eq!(storm.len(), 1);
         assert_eq!(storm[0].signal, Signal::Refusal);
         assert!((storm[0].baseline - 0.05).abs() < 1e-9);
-        assert_eq!(evaluate(&store, &s, &p, 4, &window(100, 60)).unwrap().len(), 1, "still anomalous");
-        assert!(evaluate(&store, &s, &p, 4, &window(100, 60)).unwrap().is_empty(), "window judged once");
+        assert_eq!(
+            evaluate(&store, &s, &p, 4, &window(100, 60)).unwrap().len(),
+            1,
+            "still anomalous"
+        );
+        assert!(
+            evaluate(&store, &s, &p, 4, &window(100, 60))
+                .unwrap()
+                .is_empty(),
+            "window judged once"
+        );
     }
 
     #[test]
     fn low_volume_and_small_rates_are_not_anomalies() {
         let store = MemoryStore::default();
-        let p = AnomalyPolicy { warmup_windows: 1, min_requests: 20, ..AnomalyPolicy::default() };
+        let p = AnomalyPolicy {
+            warmup_windows: 1,
+            min_requests: 20,
+            ..AnomalyPolicy::default()
+        };
         let s = Scope::global();
         evaluate(&store, &s, &p, 0, &window(100, 0)).unwrap();
-        assert!(evaluate(&store, &s, &p, 1, &window(10, 10)).unwrap().is_empty(), "volume");
-        assert!(evaluate(&store, &s, &p, 2, &window(100, 5)).unwrap().is_empty(), "under 3 × floor");
+        assert!(
+            evaluate(&store, &s, &p, 1, &window(10, 10))
+                .unwrap()
+                .is_empty(),
+            "volume"
+        );
+        assert!(
+            evaluate(&store, &s, &p, 2, &window(100, 5))
+                .unwrap()
+                .is_empty(),
+            "under 3 × floor"
+        );
     }
 }

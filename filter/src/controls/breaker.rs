@@ -117,7 +117,8 @@ pub fn observe(
             requests = requests.saturating_sub(r.base_requests);
             errors = errors.saturating_sub(r.base_errors);
         }
-        if requests < policy.min_requests || (errors as f64) <= policy.error_rate * requests as f64 {
+        if requests < policy.min_requests || (errors as f64) <= policy.error_rate * requests as f64
+        {
             return None;
         }
         r.state = BreakerState::Open;
@@ -302,7 +303,11 @@ mod tests {
     }
 
     fn counts(requests: u64, errors: u64) -> ScopeCounts {
-        ScopeCounts { requests, upstream_5xx: errors, ..Default::default() }
+        ScopeCounts {
+            requests,
+            upstream_5xx: errors,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -310,11 +315,28 @@ mod tests {
         let store = MemoryStore::default();
         let (s, p) = (Scope::global(), policy());
         ensure(&store, &s);
-        assert!(observe(&store, &s, &p, 0, &counts(9, 9), 0).unwrap().is_none(), "volume");
-        assert!(observe(&store, &s, &p, 0, &counts(10, 1), 0).unwrap().is_none(), "10% is not over 10%");
-        let t = observe(&store, &s, &p, 0, &counts(10, 2), 7).unwrap().unwrap();
+        assert!(
+            observe(&store, &s, &p, 0, &counts(9, 9), 0)
+                .unwrap()
+                .is_none(),
+            "volume"
+        );
+        assert!(
+            observe(&store, &s, &p, 0, &counts(10, 1), 0)
+                .unwrap()
+                .is_none(),
+            "10% is not over 10%"
+        );
+        let t = observe(&store, &s, &p, 0, &counts(10, 2), 7)
+            .unwrap()
+            .unwrap();
         assert_eq!((t.from, t.to), (BreakerState::Closed, BreakerState::Open));
-        assert!(observe(&store, &s, &p, 0, &counts(11, 3), 8).unwrap().is_none(), "already open");
+        assert!(
+            observe(&store, &s, &p, 0, &counts(11, 3), 8)
+                .unwrap()
+                .is_none(),
+            "already open"
+        );
         assert_eq!(read(&store, &s).trips, 1);
     }
 
@@ -329,12 +351,22 @@ mod tests {
         assert_eq!(a, Admission::Probe);
         assert_eq!(t.unwrap().to, BreakerState::HalfOpen);
         assert_eq!(admit(&store, &s, &p, 5_001).unwrap().0, Admission::Probe);
-        assert_eq!(admit(&store, &s, &p, 5_002).unwrap().0, Admission::Fallback, "two probes only");
-        assert!(probe_result(&store, &s, &p, true, 1, &counts(12, 5), 5_100).unwrap().is_none());
-        let closed = probe_result(&store, &s, &p, true, 1, &counts(13, 5), 5_200).unwrap().unwrap();
+        assert_eq!(
+            admit(&store, &s, &p, 5_002).unwrap().0,
+            Admission::Fallback,
+            "two probes only"
+        );
+        assert!(probe_result(&store, &s, &p, true, 1, &counts(12, 5), 5_100)
+            .unwrap()
+            .is_none());
+        let closed = probe_result(&store, &s, &p, true, 1, &counts(13, 5), 5_200)
+            .unwrap()
+            .unwrap();
         assert_eq!(closed.to, BreakerState::Closed);
         // The window's old errors no longer count: 3 new exchanges, none failed.
-        assert!(observe(&store, &s, &p, 1, &counts(23, 5), 5_300).unwrap().is_none());
+        assert!(observe(&store, &s, &p, 1, &counts(23, 5), 5_300)
+            .unwrap()
+            .is_none());
         assert_eq!(admit(&store, &s, &p, 5_300).unwrap().0, Admission::Pass);
     }
 
@@ -345,7 +377,9 @@ mod tests {
         ensure(&store, &s);
         observe(&store, &s, &p, 0, &counts(10, 5), 0).unwrap();
         admit(&store, &s, &p, 6_000).unwrap();
-        let t = probe_result(&store, &s, &p, false, 1, &counts(1, 1), 6_100).unwrap().unwrap();
+        let t = probe_result(&store, &s, &p, false, 1, &counts(1, 1), 6_100)
+            .unwrap()
+            .unwrap();
         assert_eq!((t.from, t.to), (BreakerState::HalfOpen, BreakerState::Open));
         assert_eq!(admit(&store, &s, &p, 6_200).unwrap().0, Admission::Fallback);
         assert_eq!(read(&store, &s).trips, 2);
@@ -361,7 +395,10 @@ mod tests {
             for _ in 0..8 {
                 sc.spawn(|| {
                     for i in 0..50 {
-                        if observe(&store, &s, &p, 0, &counts(10 + i, 5 + i), 1).unwrap().is_some() {
+                        if observe(&store, &s, &p, 0, &counts(10 + i, 5 + i), 1)
+                            .unwrap()
+                            .is_some()
+                        {
                             opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }

@@ -192,7 +192,9 @@ fn encode(window: u64, counts: ScopeCounts) -> Vec<u8> {
 
 fn decode(bytes: &[u8]) -> Option<(u64, ScopeCounts)> {
     let word = |i: usize| -> Option<u64> {
-        Some(u64::from_le_bytes(bytes.get(i * 8..i * 8 + 8)?.try_into().ok()?))
+        Some(u64::from_le_bytes(
+            bytes.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
     };
     let window = word(0)?;
     let mut a = [0u64; FIELDS];
@@ -221,9 +223,15 @@ mod tests {
         };
         ledger.add(&store, &scope, 10, one).unwrap();
         let after = ledger.add(&store, &scope, 20, one).unwrap();
-        assert_eq!((after.requests, after.upstream_5xx, after.latency_ms), (2, 2, 80));
+        assert_eq!(
+            (after.requests, after.upstream_5xx, after.latency_ms),
+            (2, 2, 80)
+        );
         assert_eq!(after.signal(Signal::Latency), 40.0);
-        assert_eq!(after.errors(&[ErrorKind::Upstream5xx, ErrorKind::Blocked]), 2);
+        assert_eq!(
+            after.errors(&[ErrorKind::Upstream5xx, ErrorKind::Blocked]),
+            2
+        );
         assert_eq!(ledger.read(&store, &scope, 1).requests, 0);
         assert_eq!(ledger.add(&store, &scope, 1_500, one).unwrap().requests, 1);
     }
@@ -238,7 +246,11 @@ mod tests {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..1_000 {
-                        let d = ScopeCounts { requests: 1, refusals: 1, ..Default::default() };
+                        let d = ScopeCounts {
+                            requests: 1,
+                            refusals: 1,
+                            ..Default::default()
+                        };
                         ledger.add(&store, &scope, 5, d).unwrap();
                     }
                 });

@@ -52,7 +52,10 @@ pub fn authorized(token: Option<&str>, authorization: Option<&str>) -> bool {
     let (Some(token), Some(given)) = (token, authorization) else {
         return false;
     };
-    let Some(given) = given.strip_prefix("Bearer ").or_else(|| given.strip_prefix("bearer ")) else {
+    let Some(given) = given
+        .strip_prefix("Bearer ")
+        .or_else(|| given.strip_prefix("bearer "))
+    else {
         return false;
     };
     bool::from(given.trim().as_bytes().ct_eq(token.as_bytes()))
@@ -80,7 +83,8 @@ pub fn parse_control(body: &[u8]) -> Result<ControlRequest, String> {
     if body.len() > MAX_CONTROL_BYTES {
         return Err(format!("body over {MAX_CONTROL_BYTES} bytes"));
     }
-    let request: ControlRequest = serde_json::from_slice(body).map_err(|e| format!("invalid control request: {e}"))?;
+    let request: ControlRequest =
+        serde_json::from_slice(body).map_err(|e| format!("invalid control request: {e}"))?;
     if request.scope.is_global() && request.level == Level::ScopedStop {
         return Err("scoped_stop needs a scope; use global_stop for everyone".into());
     }
@@ -94,8 +98,14 @@ pub fn parse_control(body: &[u8]) -> Result<ControlRequest, String> {
 }
 
 /// Applies a control request; returns the level it replaced.
-pub fn apply_control(store: &dyn SharedStore, request: &ControlRequest, now_ms: u64) -> Result<Level, String> {
-    let until_ms = request.ttl_secs.map_or(0, |t| now_ms.saturating_add(t.saturating_mul(1000)));
+pub fn apply_control(
+    store: &dyn SharedStore,
+    request: &ControlRequest,
+    now_ms: u64,
+) -> Result<Level, String> {
+    let until_ms = request
+        .ttl_secs
+        .map_or(0, |t| now_ms.saturating_add(t.saturating_mul(1000)));
     levels::set_override(
         store,
         Override {
@@ -154,7 +164,12 @@ fn secret(store: &dyn SharedStore) -> Option<PseudonymKey> {
     Some(PseudonymKey::from_bytes(v.get(0..16)?.try_into().ok()?))
 }
 
-const ID_KINDS: [ScopeKind; 4] = [ScopeKind::Route, ScopeKind::Tenant, ScopeKind::Region, ScopeKind::Model];
+const ID_KINDS: [ScopeKind; 4] = [
+    ScopeKind::Route,
+    ScopeKind::Tenant,
+    ScopeKind::Region,
+    ScopeKind::Model,
+];
 
 /// `r1.<route>.<tenant>.<region>.<model>.<nonce>.<mac>`: indices or `-`.
 pub fn response_id(store: &dyn SharedStore, scopes: &[Scope], nonce: u64) -> String {
@@ -171,7 +186,11 @@ pub fn response_id(store: &dyn SharedStore, scopes: &[Scope], nonce: u64) -> Str
 }
 
 /// The scopes an id names, if its MAC is ours.
-pub fn scopes_of_response_id(store: &dyn SharedStore, registry: &Registry, id: &str) -> Result<Vec<Scope>, String> {
+pub fn scopes_of_response_id(
+    store: &dyn SharedStore,
+    registry: &Registry,
+    id: &str,
+) -> Result<Vec<Scope>, String> {
     let invalid = || "unknown response_id".to_string();
     if id.len() > 128 {
         return Err(invalid());
@@ -200,7 +219,11 @@ pub fn scopes_of_response_id(store: &dyn SharedStore, registry: &Registry, id: &
             .get(index as usize)
             .cloned()
             .unwrap_or_else(|| OTHER.to_string());
-        scopes.push(Scope { kind: *kind, index: index.min(registry.cap()), value });
+        scopes.push(Scope {
+            kind: *kind,
+            index: index.min(registry.cap()),
+            value,
+        });
     }
     Ok(scopes)
 }
@@ -243,14 +266,23 @@ pub fn ensure_inventory(store: &dyn SharedStore, registry: &Registry) {
 }
 
 /// Notes that the request's scopes and declared tools were seen.
-pub fn note_inventory(store: &dyn SharedStore, registry: &Registry, scopes: &[Scope], tools: &[String], now_ms: u64) {
+pub fn note_inventory(
+    store: &dyn SharedStore,
+    registry: &Registry,
+    scopes: &[Scope],
+    tools: &[String],
+    now_ms: u64,
+) {
     let mut targets: Vec<(&str, u32)> = scopes
         .iter()
         .filter(|s| s.kind != ScopeKind::Global)
         .map(|s| (s.kind.name(), s.index))
         .collect();
     for tool in tools.iter().take(32) {
-        targets.push((TOOLS, registry.index(store, TOOLS, tool).min(registry.cap())));
+        targets.push((
+            TOOLS,
+            registry.index(store, TOOLS, tool).min(registry.cap()),
+        ));
     }
     for (list, index) in targets {
         let _ = update_shared(store, &inventory_key(list, index), |current| {
@@ -266,16 +298,32 @@ pub fn note_inventory(store: &dyn SharedStore, registry: &Registry, scopes: &[Sc
 }
 
 fn encode_sighting(s: Sighting) -> Vec<u8> {
-    [s.count, s.first_ms, s.last_ms].iter().flat_map(|v| v.to_le_bytes()).collect()
+    [s.count, s.first_ms, s.last_ms]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
 }
 
 fn decode_sighting(b: &[u8]) -> Option<Sighting> {
-    let at = |i: usize| Some(u64::from_le_bytes(b.get(i * 8..i * 8 + 8)?.try_into().ok()?));
-    Some(Sighting { count: at(0)?, first_ms: at(1)?, last_ms: at(2)? })
+    let at = |i: usize| {
+        Some(u64::from_le_bytes(
+            b.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
+    };
+    Some(Sighting {
+        count: at(0)?,
+        first_ms: at(1)?,
+        last_ms: at(2)?,
+    })
 }
 
 /// `GET /.rheostat/status`: everything an on-call engineer asks first.
-pub fn status(controls: &Controls, store: &dyn SharedStore, now_ms: u64, policy_hash: &str) -> serde_json::Value {
+pub fn status(
+    controls: &Controls,
+    store: &dyn SharedStore,
+    now_ms: u64,
+    policy_hash: &str,
+) -> serde_json::Value {
     let policy = controls.policy();
     let registry = &controls.registry;
     let window = controls.ledger.window_of(now_ms);
@@ -365,11 +413,16 @@ mod tests {
 
     #[test]
     fn control_requests_are_validated() {
-        let ok = parse_control(br#"{"level": "scoped_stop", "scope": {"tenant": "acme"}, "ttl_secs": 60}"#).unwrap();
+        let ok = parse_control(
+            br#"{"level": "scoped_stop", "scope": {"tenant": "acme"}, "ttl_secs": 60}"#,
+        )
+        .unwrap();
         assert_eq!(ok.scope.tenant.as_deref(), Some("acme"));
         assert!(parse_control(br#"{"level": "scoped_stop"}"#).is_err());
         assert!(parse_control(br#"{"level": "global_stop", "scope": {"route": "x"}}"#).is_err());
-        assert!(parse_control(br#"{"level": "loud"}"#).unwrap_err().contains("unknown variant"));
+        assert!(parse_control(br#"{"level": "loud"}"#)
+            .unwrap_err()
+            .contains("unknown variant"));
         assert!(parse_control(&vec![b' '; MAX_CONTROL_BYTES + 1]).is_err());
     }
 
@@ -385,7 +438,10 @@ mod tests {
         };
         let scopes = registry.scopes_of(&store, &subject);
         let id = response_id(&store, &scopes, 42);
-        assert_eq!(scopes_of_response_id(&store, &registry, &id).unwrap(), scopes);
+        assert_eq!(
+            scopes_of_response_id(&store, &registry, &id).unwrap(),
+            scopes
+        );
         let forged = id.replacen("r1.0", "r1.1", 1);
         assert!(scopes_of_response_id(&store, &registry, &forged).is_err());
         assert!(scopes_of_response_id(&store, &registry, "r1.-.-.-.-.0.0").is_err());

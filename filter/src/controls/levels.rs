@@ -46,10 +46,7 @@ pub fn overrides(store: &dyn SharedStore) -> Vec<Override> {
 
 /// Sets (or, with `normal`, clears) the override of a scope. Returns the
 /// level it replaced.
-pub fn set_override(
-    store: &dyn SharedStore,
-    new: Override,
-) -> Result<Level, StoreError> {
+pub fn set_override(store: &dyn SharedStore, new: Override) -> Result<Level, StoreError> {
     let mut previous = Level::Normal;
     update_shared(store, OVERRIDES_KEY, |current| {
         let mut list: Vec<Override> = current
@@ -86,7 +83,14 @@ pub fn trip_key(scope: &Scope) -> String {
 pub fn ensure_trip(store: &dyn SharedStore, scope: &Scope) {
     let key = trip_key(scope);
     if store.get(&key).is_none() {
-        let _ = store.set(&key, &encode_trip(Trip { level: Level::Normal, until_ms: 0 }), None);
+        let _ = store.set(
+            &key,
+            &encode_trip(Trip {
+                level: Level::Normal,
+                until_ms: 0,
+            }),
+            None,
+        );
     }
 }
 
@@ -99,13 +103,21 @@ pub fn trip(store: &dyn SharedStore, scope: &Scope, now_ms: u64) -> Option<Trip>
 
 /// Trips `level` for the scope until `until_ms` (extending, never lowering,
 /// a trip in force). True when the scope's tripped level rose.
-pub fn set_trip(store: &dyn SharedStore, scope: &Scope, new: Trip, now_ms: u64) -> Result<bool, StoreError> {
+pub fn set_trip(
+    store: &dyn SharedStore,
+    scope: &Scope,
+    new: Trip,
+    now_ms: u64,
+) -> Result<bool, StoreError> {
     let mut rose = false;
     update_shared(store, &trip_key(scope), |current| {
         let old = current
             .and_then(decode_trip)
             .filter(|t| now_ms < t.until_ms)
-            .unwrap_or(Trip { level: Level::Normal, until_ms: 0 });
+            .unwrap_or(Trip {
+                level: Level::Normal,
+                until_ms: 0,
+            });
         rose = new.level > old.level;
         let merged = Trip {
             level: old.level.max(new.level),
@@ -135,20 +147,38 @@ mod tests {
     use crate::ledger::MemoryStore;
 
     fn tenant(t: &str) -> ScopeMatch {
-        ScopeMatch { tenant: Some(t.into()), ..Default::default() }
+        ScopeMatch {
+            tenant: Some(t.into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn an_override_replaces_the_scope_s_previous_one_and_normal_clears_it() {
         let store = MemoryStore::default();
         ensure_overrides(&store);
-        let o = |scope, level| Override { scope, level, set_ms: 5, until_ms: 0, reason: String::new() };
-        assert_eq!(set_override(&store, o(tenant("a"), Level::Shed)).unwrap(), Level::Normal);
-        assert_eq!(set_override(&store, o(tenant("a"), Level::Degrade)).unwrap(), Level::Shed);
+        let o = |scope, level| Override {
+            scope,
+            level,
+            set_ms: 5,
+            until_ms: 0,
+            reason: String::new(),
+        };
+        assert_eq!(
+            set_override(&store, o(tenant("a"), Level::Shed)).unwrap(),
+            Level::Normal
+        );
+        assert_eq!(
+            set_override(&store, o(tenant("a"), Level::Degrade)).unwrap(),
+            Level::Shed
+        );
         set_override(&store, o(ScopeMatch::default(), Level::Breaker)).unwrap();
         assert_eq!(overrides(&store).len(), 2);
         set_override(&store, o(tenant("a"), Level::Normal)).unwrap();
-        assert_eq!(overrides(&store), vec![o(ScopeMatch::default(), Level::Breaker)]);
+        assert_eq!(
+            overrides(&store),
+            vec![o(ScopeMatch::default(), Level::Breaker)]
+        );
     }
 
     #[test]
@@ -156,9 +186,33 @@ mod tests {
         let store = MemoryStore::default();
         let s = Scope::global();
         ensure_trip(&store, &s);
-        assert!(set_trip(&store, &s, Trip { level: Level::Degrade, until_ms: 100 }, 0).unwrap());
-        assert!(!set_trip(&store, &s, Trip { level: Level::Shed, until_ms: 200 }, 10).unwrap());
-        assert_eq!(trip(&store, &s, 150), Some(Trip { level: Level::Degrade, until_ms: 200 }));
+        assert!(set_trip(
+            &store,
+            &s,
+            Trip {
+                level: Level::Degrade,
+                until_ms: 100
+            },
+            0
+        )
+        .unwrap());
+        assert!(!set_trip(
+            &store,
+            &s,
+            Trip {
+                level: Level::Shed,
+                until_ms: 200
+            },
+            10
+        )
+        .unwrap());
+        assert_eq!(
+            trip(&store, &s, 150),
+            Some(Trip {
+                level: Level::Degrade,
+                until_ms: 200
+            })
+        );
         assert_eq!(trip(&store, &s, 200), None);
     }
 }

@@ -48,7 +48,9 @@ pub enum Phase {
 pub enum GateAction {
     Pass,
     /// 429 with `retry-after`.
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     /// Answer with the fallback completion.
     Fallback,
     /// Send on to the fallback model / route.
@@ -135,7 +137,11 @@ impl Controls {
     pub fn prepare(&self, store: &dyn SharedStore, now_ms: u64) {
         for kind in ScopeKind::ALL {
             for index in self.registry.all_indices(kind) {
-                let scope = Scope { kind, index, value: String::new() };
+                let scope = Scope {
+                    kind,
+                    index,
+                    value: String::new(),
+                };
                 self.ledger.ensure(store, &scope.key());
                 breaker::ensure(store, &scope);
                 levels::ensure_trip(store, &scope);
@@ -148,7 +154,12 @@ impl Controls {
         levels::ensure_overrides(store);
         self.registry.ensure_lists(store);
         for s in &self.policy.controls.scopes {
-            bucket::ensure(store, &bucket_label(&s.scope), self.policy.controls.shed.burst, now_ms);
+            bucket::ensure(
+                store,
+                &bucket_label(&s.scope),
+                self.policy.controls.shed.burst,
+                now_ms,
+            );
         }
         bucket::ensure(store, "global", self.policy.controls.shed.burst, now_ms);
         endpoints::ensure_inventory(store, &self.registry);
@@ -174,22 +185,36 @@ impl Controls {
         phase: Phase,
     ) -> Decision {
         let c = &self.policy.controls;
-        let global = if phase == Phase::Headers { c.level } else { Level::Normal };
+        let global = if phase == Phase::Headers {
+            c.level
+        } else {
+            Level::Normal
+        };
         let in_phase = |m: &ScopeMatch| phase == Phase::Headers || m.model.is_some();
         let mut best = (global, "policy", "global".to_string(), None::<String>);
-        let mut raise = |level: Level, source: &'static str, scope: String, bucket: Option<String>| {
-            if level > best.0 {
-                best = (level, source, scope, bucket);
-            }
-        };
+        let mut raise =
+            |level: Level, source: &'static str, scope: String, bucket: Option<String>| {
+                if level > best.0 {
+                    best = (level, source, scope, bucket);
+                }
+            };
         for s in &c.scopes {
             if in_phase(&s.scope) && matches(&s.scope, subject) {
-                raise(s.level, "policy", s.scope.label(), Some(bucket_label(&s.scope)));
+                raise(
+                    s.level,
+                    "policy",
+                    s.scope.label(),
+                    Some(bucket_label(&s.scope)),
+                );
             }
         }
         for o in levels::overrides(store) {
             if o.active(now_ms) && in_phase(&o.scope) && matches(&o.scope, subject) {
-                let bucket = if o.scope.is_global() { "global".into() } else { bucket_label(&o.scope) };
+                let bucket = if o.scope.is_global() {
+                    "global".into()
+                } else {
+                    bucket_label(&o.scope)
+                };
                 raise(o.level, "override", o.scope.label(), Some(bucket));
             }
         }
@@ -209,7 +234,11 @@ impl Controls {
         let (level, source, scope_label, bucket) = best;
         let mut decision = Decision {
             level,
-            source: if level == Level::Normal { "none" } else { source },
+            source: if level == Level::Normal {
+                "none"
+            } else {
+                source
+            },
             scope: scope_label,
             action: GateAction::Pass,
             probes: Vec::new(),
@@ -278,7 +307,8 @@ impl Controls {
             // ledger must see: jailbreak floods show up in the security
             // signal and, if the policy counts blocks, in the breaker.
             delta.requests = 1;
-            delta.upstream_5xx = u64::from((500..600).contains(&record.status) && !record.timed_out);
+            delta.upstream_5xx =
+                u64::from((500..600).contains(&record.status) && !record.timed_out);
             delta.upstream_timeouts = u64::from(record.timed_out);
             delta.blocked = u64::from(record.blocked);
             delta.format_failures = u64::from(record.format_failed);
@@ -295,7 +325,9 @@ impl Controls {
         let window = self.ledger.window_of(now_ms);
         let mut events = Vec::new();
         for scope in scopes {
-            let Ok(after) = self.ledger.add(store, scope, now_ms, delta) else { continue };
+            let Ok(after) = self.ledger.add(store, scope, now_ms, delta) else {
+                continue;
+            };
             if !(c.breaker.enabled && c.breaker.scopes.contains(&scope.kind)) {
                 continue;
             }
@@ -337,7 +369,9 @@ impl Controls {
                 .iter()
                 .filter(|f| f.category == category && f.severity <= threshold)
                 .collect();
-            let Some(worst) = hits.iter().min_by_key(|f| f.severity) else { continue };
+            let Some(worst) = hits.iter().min_by_key(|f| f.severity) else {
+                continue;
+            };
             let alert = Alert {
                 severity: worst.severity,
                 category,
@@ -353,25 +387,44 @@ impl Controls {
     }
 
     /// The alert as an event, if this worker won the dedup claim.
-    pub fn alert_for(&self, store: &dyn SharedStore, scope: &Scope, alert: Alert, now_ms: u64) -> Option<Event> {
-        alerts::claim(store, &self.policy.alerts, scope, alert.category, now_ms).then_some(Event::Alert(alert))
+    pub fn alert_for(
+        &self,
+        store: &dyn SharedStore,
+        scope: &Scope,
+        alert: Alert,
+        now_ms: u64,
+    ) -> Option<Event> {
+        alerts::claim(store, &self.policy.alerts, scope, alert.category, now_ms)
+            .then_some(Event::Alert(alert))
     }
 
     /// Counts negative feedback in the scopes of the answer it is about; the
     /// breaker may open if the policy counts feedback as an error (it still
     /// needs `min_requests` real exchanges in the window).
-    pub fn negative_feedback(&self, store: &dyn SharedStore, scopes: &[Scope], now_ms: u64) -> Vec<Event> {
+    pub fn negative_feedback(
+        &self,
+        store: &dyn SharedStore,
+        scopes: &[Scope],
+        now_ms: u64,
+    ) -> Vec<Event> {
         let c = &self.policy.controls;
-        let delta = ScopeCounts { negative_feedback: 1, ..Default::default() };
+        let delta = ScopeCounts {
+            negative_feedback: 1,
+            ..Default::default()
+        };
         let window = self.ledger.window_of(now_ms);
         let mut events = Vec::new();
         for scope in scopes {
-            let Ok(after) = self.ledger.add(store, scope, now_ms, delta) else { continue };
+            let Ok(after) = self.ledger.add(store, scope, now_ms, delta) else {
+                continue;
+            };
             if c.breaker.enabled
                 && c.breaker.scopes.contains(&scope.kind)
                 && c.breaker.errors.contains(&ErrorKind::NegativeFeedback)
             {
-                if let Ok(Some(t)) = breaker::observe(store, scope, &c.breaker, window, &after, now_ms) {
+                if let Ok(Some(t)) =
+                    breaker::observe(store, scope, &c.breaker, window, &after, now_ms)
+                {
                     events.extend(self.alert_for(store, scope, breaker_alert(&t), now_ms));
                     events.push(Event::Breaker(t));
                 }
@@ -393,7 +446,9 @@ impl Controls {
     ) -> (u16, serde_json::Value, Vec<Event>) {
         use endpoints::Verdict;
         let policy = &self.policy.controls.feedback;
-        let error = |status: u16, message: &str| (status, serde_json::json!({ "error": message }), Vec::new());
+        let error = |status: u16, message: &str| {
+            (status, serde_json::json!({ "error": message }), Vec::new())
+        };
         let request = match endpoints::parse_feedback(body, policy.max_body_bytes) {
             Ok(request) => request,
             Err(e) => return error(400, &e),
@@ -403,10 +458,11 @@ impl Controls {
         if counter.add(store, now_ms, 1).unwrap_or(u64::MAX) > policy.per_client_per_window {
             return error(429, "too much feedback from this client; try later");
         }
-        let scopes = match endpoints::scopes_of_response_id(store, &self.registry, &request.response_id) {
-            Ok(scopes) => scopes,
-            Err(e) => return error(404, &e),
-        };
+        let scopes =
+            match endpoints::scopes_of_response_id(store, &self.registry, &request.response_id) {
+                Ok(scopes) => scopes,
+                Err(e) => return error(404, &e),
+            };
         let mut events = Vec::new();
         if request.verdict != Verdict::ThumbsUp {
             events = self.negative_feedback(store, &scopes, now_ms);
@@ -443,14 +499,30 @@ impl Controls {
         for kind in &a.scopes {
             for scope in self.registry.scopes(store, *kind) {
                 let counts = self.ledger.read(store, &scope, window);
-                let Ok(found) = anomaly::evaluate(store, &scope, a, window, &counts) else { continue };
+                let Ok(found) = anomaly::evaluate(store, &scope, a, window, &counts) else {
+                    continue;
+                };
                 for anomaly in found {
                     let tripped = a.trip.get(&anomaly.signal).copied();
                     if let Some(level) = tripped {
-                        let until = (window + 1 + u64::from(a.hold_windows)) * self.ledger.window_ms();
-                        let _ = levels::set_trip(store, &scope, levels::Trip { level, until_ms: until }, now_ms);
+                        let until =
+                            (window + 1 + u64::from(a.hold_windows)) * self.ledger.window_ms();
+                        let _ = levels::set_trip(
+                            store,
+                            &scope,
+                            levels::Trip {
+                                level,
+                                until_ms: until,
+                            },
+                            now_ms,
+                        );
                         if level == Level::Shed {
-                            bucket::ensure(store, &scope.key(), self.policy.controls.shed.burst, now_ms);
+                            bucket::ensure(
+                                store,
+                                &scope.key(),
+                                self.policy.controls.shed.burst,
+                                now_ms,
+                            );
                         }
                     }
                     let alert = Alert {
@@ -466,7 +538,8 @@ impl Controls {
                         ),
                         count: anomaly.requests,
                         sample: String::new(),
-                        containment: tripped.map_or("none (observe)".into(), |l| format!("level {}", l.name())),
+                        containment: tripped
+                            .map_or("none (observe)".into(), |l| format!("level {}", l.name())),
                     };
                     events.extend(self.alert_for(store, &scope, alert, now_ms));
                     events.push(Event::Anomaly { anomaly, tripped });
@@ -484,7 +557,11 @@ impl Controls {
         ScopeKind::ALL
             .into_iter()
             .map(|kind| {
-                let mut level = if kind == ScopeKind::Global { c.level } else { Level::Normal };
+                let mut level = if kind == ScopeKind::Global {
+                    c.level
+                } else {
+                    Level::Normal
+                };
                 let kind_of = |m: &ScopeMatch| match kind {
                     ScopeKind::Global => m.is_global(),
                     ScopeKind::Tenant => m.tenant.is_some(),
@@ -495,14 +572,19 @@ impl Controls {
                 for s in c.scopes.iter().filter(|s| kind_of(&s.scope)) {
                     level = level.max(s.level);
                 }
-                for o in overrides.iter().filter(|o| o.active(now_ms) && kind_of(&o.scope)) {
+                for o in overrides
+                    .iter()
+                    .filter(|o| o.active(now_ms) && kind_of(&o.scope))
+                {
                     level = level.max(o.level);
                 }
                 for scope in self.registry.scopes(store, kind) {
                     if let Some(t) = levels::trip(store, &scope, now_ms) {
                         level = level.max(t.level);
                     }
-                    if c.breaker.scopes.contains(&kind) && breaker::read(store, &scope).state != BreakerState::Closed {
+                    if c.breaker.scopes.contains(&kind)
+                        && breaker::read(store, &scope).state != BreakerState::Closed
+                    {
                         level = level.max(Level::Breaker);
                     }
                 }

@@ -83,7 +83,10 @@ impl Registry {
     /// ignores the cas of a new key, so two first registrations could
     /// otherwise both write and one value would lose its index.
     pub fn ensure_lists(&self, store: &dyn SharedStore) {
-        for kind in ScopeKind::ALL.into_iter().filter(|k| *k != ScopeKind::Global) {
+        for kind in ScopeKind::ALL
+            .into_iter()
+            .filter(|k| *k != ScopeKind::Global)
+        {
             crate::lease::ensure(store, &list_key(kind.name()));
         }
         crate::lease::ensure(store, &list_key(TOOLS));
@@ -101,7 +104,11 @@ impl Registry {
         }
         let value = registrable(value);
         let index = self.index_of_registrable(store, kind.name(), &value);
-        let value = if index >= self.cap { OTHER.to_string() } else { value.into_owned() };
+        let value = if index >= self.cap {
+            OTHER.to_string()
+        } else {
+            value.into_owned()
+        };
         Some(Scope {
             kind,
             index: index.min(self.cap),
@@ -116,13 +123,20 @@ impl Registry {
     }
 
     /// [`Registry::index`] of a value already made [`registrable`].
-    fn index_of_registrable(&self, store: &dyn SharedStore, name: &'static str, value: &str) -> u32 {
+    fn index_of_registrable(
+        &self,
+        store: &dyn SharedStore,
+        name: &'static str,
+        value: &str,
+    ) -> u32 {
         let cached = self.cache.borrow().get(&(name, value.to_string())).copied();
         if let Some(index) = cached {
             return index;
         }
         let index = self.register(store, name, value);
-        self.cache.borrow_mut().insert((name, value.to_string()), index);
+        self.cache
+            .borrow_mut()
+            .insert((name, value.to_string()), index);
         index
     }
 
@@ -232,7 +246,10 @@ fn decode_names(bytes: &[u8]) -> Vec<String> {
     if bytes.is_empty() {
         return Vec::new();
     }
-    String::from_utf8_lossy(bytes).split('\n').map(str::to_string).collect()
+    String::from_utf8_lossy(bytes)
+        .split('\n')
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]
@@ -245,10 +262,16 @@ mod tests {
         let store = MemoryStore::default();
         let model = "gpt-4o\nmini";
         let workers = [Registry::new(8), Registry::new(8)];
-        let scopes: Vec<Scope> = workers.iter().map(|r| r.scope(&store, ScopeKind::Model, model).unwrap()).collect();
+        let scopes: Vec<Scope> = workers
+            .iter()
+            .map(|r| r.scope(&store, ScopeKind::Model, model).unwrap())
+            .collect();
         assert_eq!(scopes[0], scopes[1]);
         assert_eq!(scopes[0].value, "gpt-4o mini");
-        assert_eq!(workers[0].values(&store, ScopeKind::Model), vec!["gpt-4o mini".to_string()]);
+        assert_eq!(
+            workers[0].values(&store, ScopeKind::Model),
+            vec!["gpt-4o mini".to_string()]
+        );
     }
 
     #[test]
@@ -256,10 +279,25 @@ mod tests {
         let store = MemoryStore::default();
         let r = Registry::new(4);
         assert_eq!(r.scope(&store, ScopeKind::Tenant, "acme").unwrap().index, 0);
-        assert_eq!(r.scope(&store, ScopeKind::Tenant, "globex").unwrap().index, 1);
+        assert_eq!(
+            r.scope(&store, ScopeKind::Tenant, "globex").unwrap().index,
+            1
+        );
         let other_vm = Registry::new(4);
-        assert_eq!(other_vm.scope(&store, ScopeKind::Tenant, "globex").unwrap().index, 1);
-        assert_eq!(other_vm.scope(&store, ScopeKind::Model, "globex").unwrap().index, 0);
+        assert_eq!(
+            other_vm
+                .scope(&store, ScopeKind::Tenant, "globex")
+                .unwrap()
+                .index,
+            1
+        );
+        assert_eq!(
+            other_vm
+                .scope(&store, ScopeKind::Model, "globex")
+                .unwrap()
+                .index,
+            0
+        );
         assert!(r.scope(&store, ScopeKind::Tenant, "").is_none());
     }
 

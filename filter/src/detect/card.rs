@@ -100,12 +100,20 @@ pub fn issuer(d: &[u8]) -> Option<Issuer> {
     if !(12..=MAX_DIGITS).contains(&len) || !d.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let (p1, p2, p3, p4, p6) = (prefix(d, 1), prefix(d, 2), prefix(d, 3), prefix(d, 4), prefix(d, 6));
+    let (p1, p2, p3, p4, p6) = (
+        prefix(d, 1),
+        prefix(d, 2),
+        prefix(d, 3),
+        prefix(d, 4),
+        prefix(d, 6),
+    );
     let l16_19 = (16..=19).contains(&len);
     if (p2 == 34 || p2 == 37) && len == 15 {
         return Some(Issuer::Amex);
     }
-    if ((300..=305).contains(&p3) || p4 == 3095 || p2 == 36 || p2 == 38 || p2 == 39) && (14..=19).contains(&len) {
+    if ((300..=305).contains(&p3) || p4 == 3095 || p2 == 36 || p2 == 38 || p2 == 39)
+        && (14..=19).contains(&len)
+    {
         return Some(Issuer::DinersClub);
     }
     if (3528..=3589).contains(&p4) && l16_19 {
@@ -120,13 +128,19 @@ pub fn issuer(d: &[u8]) -> Option<Issuer> {
     if ((51..=55).contains(&p2) || (2221..=2720).contains(&p4)) && len == 16 {
         return Some(Issuer::Mastercard);
     }
-    if matches!(p4, 5018 | 5020 | 5038 | 5893 | 6304 | 6759 | 6761 | 6762 | 6763) && (12..=19).contains(&len) {
+    if matches!(
+        p4,
+        5018 | 5020 | 5038 | 5893 | 6304 | 6759 | 6761 | 6762 | 6763
+    ) && (12..=19).contains(&len)
+    {
         return Some(Issuer::Maestro);
     }
     if ((506_099..=506_198).contains(&p6) || (650_002..=650_027).contains(&p6)) && l16_19 {
         return Some(Issuer::Verve);
     }
-    if (p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 || (622_126..=622_925).contains(&p6)) && l16_19 {
+    if (p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 || (622_126..=622_925).contains(&p6))
+        && l16_19
+    {
         return Some(Issuer::Discover);
     }
     if p2 == 62 && l16_19 {
@@ -144,7 +158,9 @@ pub fn issuer(d: &[u8]) -> Option<Issuer> {
 /// Whether `digits` (ASCII, no separators) is a plausible card number: 13–19
 /// digits, Luhn-valid and from a known issuer.
 pub fn is_card_number(digits: &[u8]) -> bool {
-    (MIN_DIGITS..=MAX_DIGITS).contains(&digits.len()) && luhn_valid(digits) && issuer(digits).is_some()
+    (MIN_DIGITS..=MAX_DIGITS).contains(&digits.len())
+        && luhn_valid(digits)
+        && issuer(digits).is_some()
 }
 
 /// Find card numbers in `text` and append them to `out`.
@@ -190,7 +206,9 @@ fn card_at(b: &[u8], s: usize) -> Option<usize> {
         let next = b.get(j).copied();
         let after_is_digit = b.get(j + 1).is_some_and(u8::is_ascii_digit);
         match next {
-            Some(c @ (b' ' | b'-')) if after_is_digit && groups[0].1 - groups[0].0 == 4 && n < MAX_GROUPS => {
+            Some(c @ (b' ' | b'-'))
+                if after_is_digit && groups[0].1 - groups[0].0 == 4 && n < MAX_GROUPS =>
+            {
                 if sep.is_some_and(|p| p != c) {
                     break;
                 }
@@ -253,7 +271,9 @@ fn left_ok(b: &[u8], s: usize, sep: Option<u8>) -> bool {
     match back(b, s, 1) {
         None => true,
         Some(c) if is_word(c) => false,
-        Some(b'.' | b',' | b'-' | b'/' | b':') => !back(b, s, 2).is_some_and(|c| c.is_ascii_digit()),
+        Some(b'.' | b',' | b'-' | b'/' | b':') => {
+            !back(b, s, 2).is_some_and(|c| c.is_ascii_digit())
+        }
         // "…5 4111 1111 …": one more group of a space-grouped number.
         Some(b' ') if sep == Some(b' ') => !back(b, s, 2).is_some_and(|c| c.is_ascii_digit()),
         Some(_) => true,
@@ -356,7 +376,10 @@ mod tests {
 
     #[test]
     fn finds_nineteen_digit_cards_in_4_4_4_4_3() {
-        assert_eq!(cards("visa 4000 0000 0000 0000 006"), vec!["4000 0000 0000 0000 006"]);
+        assert_eq!(
+            cards("visa 4000 0000 0000 0000 006"),
+            vec!["4000 0000 0000 0000 006"]
+        );
         assert!(is_card_number(b"4000000000000000006"));
     }
 
@@ -365,15 +388,24 @@ mod tests {
         assert_eq!(cards("4111111111111111"), vec!["4111111111111111"]);
         assert_eq!(cards("(4111 1111 1111 1111)"), vec!["4111 1111 1111 1111"]);
         assert_eq!(cards("\"4111111111111111\","), vec!["4111111111111111"]);
-        assert_eq!(cards("card=4111111111111111&exp=12"), vec!["4111111111111111"]);
+        assert_eq!(
+            cards("card=4111111111111111&exp=12"),
+            vec!["4111111111111111"]
+        );
         assert_eq!(cards("番号4111111111111111です"), vec!["4111111111111111"]);
     }
 
     #[test]
     fn finds_card_followed_by_expiry_or_cvv() {
-        assert_eq!(cards("4111 1111 1111 1111 12/29 123"), vec!["4111 1111 1111 1111"]);
+        assert_eq!(
+            cards("4111 1111 1111 1111 12/29 123"),
+            vec!["4111 1111 1111 1111"]
+        );
         assert_eq!(cards("4111111111111111 123"), vec!["4111111111111111"]);
-        assert_eq!(cards("4111-1111-1111-1111 exp 01/30"), vec!["4111-1111-1111-1111"]);
+        assert_eq!(
+            cards("4111-1111-1111-1111 exp 01/30"),
+            vec!["4111-1111-1111-1111"]
+        );
     }
 
     #[test]
@@ -400,7 +432,16 @@ mod tests {
     fn rejects_luhn_valid_numbers_without_a_known_issuer() {
         // 0…, 1… (UATP), 7…, 8… and 9… (bar Troy 9792) belong to no network,
         // nor does Visa at 15 digits or Amex at 16.
-        for (p, len) in [("0", 16), ("1", 16), ("7", 16), ("8", 16), ("91", 16), ("4", 15), ("34", 16), ("3", 16)] {
+        for (p, len) in [
+            ("0", 16),
+            ("1", 16),
+            ("7", 16),
+            ("8", 16),
+            ("91", 16),
+            ("4", 15),
+            ("34", 16),
+            ("3", 16),
+        ] {
             let n = luhn_number(p, len);
             assert!(luhn_valid(n.as_bytes()));
             assert!(cards(&format!("id {n}")).is_empty(), "{n}");
@@ -442,7 +483,12 @@ mod tests {
     #[test]
     fn rejects_timestamps_and_order_ids() {
         // Epoch milliseconds, compact datetimes, long order numbers.
-        for t in ["1705312245123", "20240115123045", "2024011512304599", "order 100000000000000001"] {
+        for t in [
+            "1705312245123",
+            "20240115123045",
+            "2024011512304599",
+            "order 100000000000000001",
+        ] {
             assert!(cards(t).is_empty(), "{t}");
         }
     }

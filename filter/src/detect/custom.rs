@@ -122,7 +122,11 @@ pub struct CustomError {
 
 impl fmt::Display for CustomError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}].{}: {} (pattern {:?})", self.index, self.field, self.message, self.name)
+        write!(
+            f,
+            "[{}].{}: {} (pattern {:?})",
+            self.index, self.field, self.message, self.name
+        )
     }
 }
 
@@ -148,9 +152,17 @@ pub struct CustomPattern {
 #[derive(Debug)]
 enum Prefilter {
     /// Every match starts at a hit (`anchored`) or contains one.
-    Literals { search: Literals, anchored: bool, max_len: usize, describe: String },
+    Literals {
+        search: Literals,
+        anchored: bool,
+        max_len: usize,
+        describe: String,
+    },
     /// Every match starts with a byte of the set.
-    FirstByte { set: Box<[bool; 256]>, describe: String },
+    FirstByte {
+        set: Box<[bool; 256]>,
+        describe: String,
+    },
 }
 
 #[derive(Debug)]
@@ -175,7 +187,11 @@ impl Prefilter {
     fn next_hit(&self, b: &[u8], from: usize) -> Option<usize> {
         match self {
             Prefilter::Literals { search, .. } => search.next_hit(b, from),
-            Prefilter::FirstByte { set, .. } => b.get(from..)?.iter().position(|&c| set[usize::from(c)]).map(|p| p + from),
+            Prefilter::FirstByte { set, .. } => b
+                .get(from..)?
+                .iter()
+                .position(|&c| set[usize::from(c)])
+                .map(|p| p + from),
         }
     }
 }
@@ -191,7 +207,11 @@ impl CustomSet {
                 message: format!("at most {MAX_PATTERNS} custom patterns are supported"),
             });
         }
-        let patterns = specs.iter().enumerate().map(|(i, s)| CustomPattern::compile(i, s)).collect::<Result<_, _>>()?;
+        let patterns = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| CustomPattern::compile(i, s))
+            .collect::<Result<_, _>>()?;
         Ok(CustomSet { patterns })
     }
 
@@ -212,7 +232,10 @@ impl CustomSet {
     /// The context the set needs around a match for a stable result: one
     /// character (4 bytes) on the left, `max_span` on the right.
     pub fn context(&self) -> Context {
-        Context { left: CONTEXT.left, right: self.max_span().max(CONTEXT.right) }
+        Context {
+            left: CONTEXT.left,
+            right: self.max_span().max(CONTEXT.right),
+        }
     }
 
     /// The compiled patterns, in spec order.
@@ -232,20 +255,36 @@ impl CustomSet {
 }
 
 fn one_line(s: impl fmt::Display) -> String {
-    s.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    s.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl CustomPattern {
     /// Compile the spec at position `index`.
     pub fn compile(index: usize, spec: &CustomSpec) -> Result<CustomPattern, CustomError> {
-        let err = |field: &'static str, message: String| CustomError { index, name: spec.name.clone(), field, message };
-        let idx = u16::try_from(index).map_err(|_| err("name", format!("at most {MAX_PATTERNS} custom patterns are supported")))?;
+        let err = |field: &'static str, message: String| CustomError {
+            index,
+            name: spec.name.clone(),
+            field,
+            message,
+        };
+        let idx = u16::try_from(index).map_err(|_| {
+            err(
+                "name",
+                format!("at most {MAX_PATTERNS} custom patterns are supported"),
+            )
+        })?;
         if spec.name.trim().is_empty() {
             return Err(err("name", "must not be empty".into()));
         }
         let max_span = spec.max_span.unwrap_or(DEFAULT_MAX_SPAN);
         if max_span == 0 || max_span > MAX_SPAN_LIMIT {
-            return Err(err("max_span", format!("must be in 1..={MAX_SPAN_LIMIT} bytes")));
+            return Err(err(
+                "max_span",
+                format!("must be in 1..={MAX_SPAN_LIMIT} bytes"),
+            ));
         }
         let regex = RegexBuilder::new(&spec.pattern)
             .build()
@@ -253,11 +292,17 @@ impl CustomPattern {
         let ast = Parser::parse(&spec.pattern);
         if let Ok(a) = &ast {
             if first_bytes(a).1 {
-                return Err(err("pattern", "can match the empty string; require at least one character".into()));
+                return Err(err(
+                    "pattern",
+                    "can match the empty string; require at least one character".into(),
+                ));
             }
         }
         if regex.is_match("") && regex.find("").is_some_and(|m| m.is_empty()) {
-            return Err(err("pattern", "can match the empty string; require at least one character".into()));
+            return Err(err(
+                "pattern",
+                "can match the empty string; require at least one character".into(),
+            ));
         }
         let uses_ci = ast.as_ref().is_ok_and(has_ci);
         let prefilter = match &spec.prefilter {
@@ -269,7 +314,13 @@ impl CustomPattern {
                 derive_prefilter(&a).map_err(|m| err("prefilter", m))?
             }
         };
-        Ok(CustomPattern { index: idx, name: spec.name.clone(), regex, prefilter, max_span })
+        Ok(CustomPattern {
+            index: idx,
+            name: spec.name.clone(),
+            regex,
+            prefilter,
+            max_span,
+        })
     }
 
     /// The pattern's name.
@@ -290,7 +341,9 @@ impl CustomPattern {
     /// A one-line description of the prefilter in use, for diagnostics.
     pub fn prefilter_description(&self) -> &str {
         match &self.prefilter {
-            Prefilter::Literals { describe, .. } | Prefilter::FirstByte { describe, .. } => describe,
+            Prefilter::Literals { describe, .. } | Prefilter::FirstByte { describe, .. } => {
+                describe
+            }
         }
     }
 
@@ -299,14 +352,24 @@ impl CustomPattern {
         let b = text.as_bytes();
         let len = b.len();
         let (anchored, lit_len) = match &self.prefilter {
-            Prefilter::Literals { anchored, max_len, .. } => (*anchored, *max_len),
+            Prefilter::Literals {
+                anchored, max_len, ..
+            } => (*anchored, *max_len),
             Prefilter::FirstByte { .. } => (true, 1),
         };
         let span = self.max_span;
         let mut from = 0; // where to look for the next hit
         let mut pos = 0; // no match may start before this (end of the last one)
         while let Some(hit) = self.prefilter.next_hit(b, from) {
-            let lo = ceil_boundary(text, if anchored { hit } else { hit.saturating_sub(span) }.max(pos));
+            let lo = ceil_boundary(
+                text,
+                if anchored {
+                    hit
+                } else {
+                    hit.saturating_sub(span)
+                }
+                .max(pos),
+            );
             if anchored && lo > hit {
                 from = hit + 1;
                 continue;
@@ -315,15 +378,27 @@ impl CustomPattern {
             match self.regex.find_at(&text[..hi], lo) {
                 None => {
                     // No match of at most `span` bytes starts in [lo, lo + span].
-                    from = if anchored { (hit + 1).max(lo + span + 1) } else { hit + 1 };
+                    from = if anchored {
+                        (hit + 1).max(lo + span + 1)
+                    } else {
+                        hit + 1
+                    };
                 }
                 Some(m) if m.start() > hit => {
-                    from = if anchored { (hit + 1).max(m.start().min(lo + span + 1)) } else { hit + 1 };
+                    from = if anchored {
+                        (hit + 1).max(m.start().min(lo + span + 1))
+                    } else {
+                        hit + 1
+                    };
                 }
                 Some(m) => {
                     let truncated = m.end() == hi && hi < len;
                     if !m.is_empty() && !truncated && m.len() <= span {
-                        out.push(Match { detector: self.kind(), start: m.start(), end: m.end() });
+                        out.push(Match {
+                            detector: self.kind(),
+                            start: m.start(),
+                            end: m.end(),
+                        });
                     }
                     pos = m.end().max(m.start() + 1);
                     from = (hit + 1).max(pos);
@@ -345,7 +420,9 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
 
 fn literal_searcher(lits: &[Vec<u8>], ci: bool) -> Result<Literals, String> {
     if lits.len() == 1 && !ci {
-        return Ok(Literals::One(Box::new(memmem::Finder::new(&lits[0]).into_owned())));
+        return Ok(Literals::One(Box::new(
+            memmem::Finder::new(&lits[0]).into_owned(),
+        )));
     }
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(ci)
@@ -356,7 +433,11 @@ fn literal_searcher(lits: &[Vec<u8>], ci: bool) -> Result<Literals, String> {
 }
 
 fn show_lits(lits: &[Vec<u8>]) -> String {
-    lits.iter().take(4).map(|l| format!("{:?}", String::from_utf8_lossy(l))).collect::<Vec<_>>().join(", ")
+    lits.iter()
+        .take(4)
+        .map(|l| format!("{:?}", String::from_utf8_lossy(l)))
+        .collect::<Vec<_>>()
+        .join(", ")
         + if lits.len() > 4 { ", …" } else { "" }
 }
 
@@ -364,11 +445,20 @@ fn literals_prefilter(lits: Vec<Vec<u8>>, ci: bool, anchored: bool) -> Result<Pr
     let max_len = lits.iter().map(Vec::len).max().unwrap_or(0);
     let describe = format!(
         "{} {}{}",
-        if anchored { "prefix literal(s)" } else { "required literal(s)" },
+        if anchored {
+            "prefix literal(s)"
+        } else {
+            "required literal(s)"
+        },
         show_lits(&lits),
         if ci { " (ASCII case-insensitive)" } else { "" }
     );
-    Ok(Prefilter::Literals { search: literal_searcher(&lits, ci)?, anchored, max_len, describe })
+    Ok(Prefilter::Literals {
+        search: literal_searcher(&lits, ci)?,
+        anchored,
+        max_len,
+        describe,
+    })
 }
 
 fn describe_set(set: &[bool; 256]) -> String {
@@ -383,7 +473,13 @@ fn describe_set(set: &[bool; 256]) -> String {
         while j + 1 < 256 && set[j + 1] {
             j += 1;
         }
-        let show = |c: usize| if (0x21..0x7f).contains(&c) { (c as u8 as char).to_string() } else { format!("\\x{c:02X}") };
+        let show = |c: usize| {
+            if (0x21..0x7f).contains(&c) {
+                (c as u8 as char).to_string()
+            } else {
+                format!("\\x{c:02X}")
+            }
+        };
         if j > i + 1 {
             s += &format!("{}-{}", show(i), show(j));
         } else {
@@ -405,11 +501,20 @@ fn class_is_selective(set: &[bool; 256]) -> Result<(), String> {
     if count == 0 {
         return Err("the byte class is empty".into());
     }
-    if [b' ', b'\t', b'\n', b'\r'].iter().any(|&c| set[usize::from(c)]) {
-        return Err(format!("the byte class {} contains whitespace, which is in every text", describe_set(set)));
+    if [b' ', b'\t', b'\n', b'\r']
+        .iter()
+        .any(|&c| set[usize::from(c)])
+    {
+        return Err(format!(
+            "the byte class {} contains whitespace, which is in every text",
+            describe_set(set)
+        ));
     }
     if lower > 2 || count > 40 || high > 16 {
-        return Err(format!("the byte class {} is too broad: it would run the regex at most bytes of prose", describe_set(set)));
+        return Err(format!(
+            "the byte class {} is too broad: it would run the regex at most bytes of prose",
+            describe_set(set)
+        ));
     }
     Ok(())
 }
@@ -422,23 +527,43 @@ fn user_prefilter(p: &PrefilterSpec, pattern_ci: bool) -> Result<Prefilter, Stri
             }
             literals_prefilter(vec![l.as_bytes().to_vec()], pattern_ci, false)
         }
-        PrefilterSpec::AnyOf { any_of, case_insensitive } => {
+        PrefilterSpec::AnyOf {
+            any_of,
+            case_insensitive,
+        } => {
             if any_of.is_empty() || any_of.iter().any(String::is_empty) {
                 return Err("any_of must list at least one literal, none empty".into());
             }
-            literals_prefilter(any_of.iter().map(|s| s.as_bytes().to_vec()).collect(), *case_insensitive || pattern_ci, false)
+            literals_prefilter(
+                any_of.iter().map(|s| s.as_bytes().to_vec()).collect(),
+                *case_insensitive || pattern_ci,
+                false,
+            )
         }
         PrefilterSpec::ByteClass { byte_class } => {
-            let src = if byte_class.starts_with('[') { byte_class.clone() } else { format!("[{byte_class}]") };
-            let mut parser = Parser { p: src.as_bytes(), i: 0, ci: pattern_ci };
-            let node = parser.class().map_err(|why| format!("invalid byte class: {why}"))?;
+            let src = if byte_class.starts_with('[') {
+                byte_class.clone()
+            } else {
+                format!("[{byte_class}]")
+            };
+            let mut parser = Parser {
+                p: src.as_bytes(),
+                i: 0,
+                ci: pattern_ci,
+            };
+            let node = parser
+                .class()
+                .map_err(|why| format!("invalid byte class: {why}"))?;
             if parser.i != src.len() {
                 return Err("invalid byte class: text after the closing ']'".into());
             }
             let (set, _) = first_bytes(&node);
             class_is_selective(&set)?;
             let describe = format!("first-byte class {}", describe_set(&set));
-            Ok(Prefilter::FirstByte { set: Box::new(set), describe })
+            Ok(Prefilter::FirstByte {
+                set: Box::new(set),
+                describe,
+            })
         }
     }
 }
@@ -484,13 +609,23 @@ enum Node {
     /// Matches the empty string (also `^`, `$`, `\b` and other assertions).
     Empty,
     /// One character, as UTF-8; `ci` when ASCII case-insensitive.
-    Lit { bytes: Vec<u8>, ci: bool },
+    Lit {
+        bytes: Vec<u8>,
+        ci: bool,
+    },
     /// A class: the bytes a member can start with, and its members when it
     /// is a small exact set of ASCII bytes.
-    Class { first: Box<[bool; 256]>, small: Option<Vec<u8>> },
+    Class {
+        first: Box<[bool; 256]>,
+        small: Option<Vec<u8>>,
+    },
     Concat(Vec<Node>),
     Alt(Vec<Node>),
-    Repeat { node: Box<Node>, min: u32, max: Option<u32> },
+    Repeat {
+        node: Box<Node>,
+        min: u32,
+        max: Option<u32>,
+    },
 }
 
 struct Parser<'a> {
@@ -510,8 +645,12 @@ fn class_node(ascii: &[bool; 128], non_ascii: bool, exact: bool) -> Node {
         }
     }
     let members: Vec<u8> = (0u8..128).filter(|&c| ascii[usize::from(c)]).collect();
-    let small = (exact && !non_ascii && !members.is_empty() && members.len() <= 4).then_some(members);
-    Node::Class { first: Box::new(first), small }
+    let small =
+        (exact && !non_ascii && !members.is_empty() && members.len() <= 4).then_some(members);
+    Node::Class {
+        first: Box::new(first),
+        small,
+    }
 }
 
 fn perl_class(c: u8) -> Option<([bool; 128], bool)> {
@@ -519,8 +658,12 @@ fn perl_class(c: u8) -> Option<([bool; 128], bool)> {
     let neg = c.is_ascii_uppercase();
     match c.to_ascii_lowercase() {
         b'd' => (b'0'..=b'9').for_each(|x| s[usize::from(x)] = true),
-        b'w' => (0u8..128).filter(|x| x.is_ascii_alphanumeric() || *x == b'_').for_each(|x| s[usize::from(x)] = true),
-        b's' => [b'\t', b'\n', 0x0B, 0x0C, b'\r', b' '].iter().for_each(|&x| s[usize::from(x)] = true),
+        b'w' => (0u8..128)
+            .filter(|x| x.is_ascii_alphanumeric() || *x == b'_')
+            .for_each(|x| s[usize::from(x)] = true),
+        b's' => [b'\t', b'\n', 0x0B, 0x0C, b'\r', b' ']
+            .iter()
+            .for_each(|&x| s[usize::from(x)] = true),
         _ => return None,
     }
     if neg {
@@ -561,7 +704,11 @@ enum ClassItem {
 
 impl<'a> Parser<'a> {
     fn parse(pattern: &'a str) -> PResult<Node> {
-        let mut p = Parser { p: pattern.as_bytes(), i: 0, ci: false };
+        let mut p = Parser {
+            p: pattern.as_bytes(),
+            i: 0,
+            ci: false,
+        };
         let n = p.alt()?;
         if p.i != p.p.len() {
             return Err("unbalanced ')'");
@@ -602,7 +749,11 @@ impl<'a> Parser<'a> {
             self.i += 1;
             branches.push(self.concat()?);
         }
-        Ok(if branches.len() == 1 { branches.pop().unwrap_or(Node::Empty) } else { Node::Alt(branches) })
+        Ok(if branches.len() == 1 {
+            branches.pop().unwrap_or(Node::Empty)
+        } else {
+            Node::Alt(branches)
+        })
     }
 
     fn concat(&mut self) -> PResult<Node> {
@@ -655,7 +806,9 @@ impl<'a> Parser<'a> {
                 loop {
                     match self.bump()? {
                         b'i' => self.ci = !neg,
-                        b'x' if !neg => return Err("verbose mode (the x flag) is not supported for derivation"),
+                        b'x' if !neg => {
+                            return Err("verbose mode (the x flag) is not supported for derivation")
+                        }
                         b'x' | b'm' | b's' | b'R' | b'U' => {}
                         b'-' => neg = true,
                         b':' => break,
@@ -761,7 +914,11 @@ impl<'a> Parser<'a> {
             first = false;
             if self.p[self.i..].starts_with(b"[:") {
                 let st = self.i + 2;
-                let end = self.p[st..].windows(2).position(|w| w == b":]").ok_or("bad POSIX class")? + st;
+                let end = self.p[st..]
+                    .windows(2)
+                    .position(|w| w == b":]")
+                    .ok_or("bad POSIX class")?
+                    + st;
                 let (name, pneg) = match self.p[st..end].strip_prefix(b"^") {
                     Some(n) => (n, true),
                     None => (&self.p[st..end], false),
@@ -784,7 +941,10 @@ impl<'a> Parser<'a> {
                 }
                 continue;
             }
-            if self.p[self.i..].starts_with(b"&&") || self.p[self.i..].starts_with(b"--") || self.p[self.i..].starts_with(b"~~") {
+            if self.p[self.i..].starts_with(b"&&")
+                || self.p[self.i..].starts_with(b"--")
+                || self.p[self.i..].starts_with(b"~~")
+            {
                 self.i += 2;
                 approx = true;
                 continue;
@@ -796,7 +956,9 @@ impl<'a> Parser<'a> {
                 }
                 ClassItem::Char(a) => {
                     let mut b = a;
-                    if self.peek() == Some(b'-') && self.p.get(self.i + 1).is_some_and(|&x| x != b']') {
+                    if self.peek() == Some(b'-')
+                        && self.p.get(self.i + 1).is_some_and(|&x| x != b']')
+                    {
                         self.i += 1;
                         match self.class_item()? {
                             ClassItem::Char(x) => b = x,
@@ -840,7 +1002,14 @@ impl<'a> Parser<'a> {
             Some((a, b)) => {
                 let a = a.trim().parse().ok()?;
                 let b = b.trim();
-                (a, if b.is_empty() { None } else { Some(b.parse().ok()?) })
+                (
+                    a,
+                    if b.is_empty() {
+                        None
+                    } else {
+                        Some(b.parse().ok()?)
+                    },
+                )
             }
         };
         self.i += close + 1;
@@ -870,7 +1039,11 @@ impl<'a> Parser<'a> {
             };
             // A lazy marker is not another quantifier.
             self.eat(b"?");
-            atom = Node::Repeat { node: Box::new(atom), min, max };
+            atom = Node::Repeat {
+                node: Box::new(atom),
+                min,
+                max,
+            };
         }
     }
 }
@@ -897,18 +1070,38 @@ struct Lits {
 
 impl Lits {
     fn unknown() -> Lits {
-        Lits { set: vec![Vec::new()], complete: false, ci: false }
+        Lits {
+            set: vec![Vec::new()],
+            complete: false,
+            ci: false,
+        }
     }
 }
 
 fn prefixes(n: &Node) -> Lits {
     match n {
-        Node::Empty => Lits { set: vec![Vec::new()], complete: true, ci: false },
-        Node::Lit { bytes, ci } => Lits { set: vec![bytes.clone()], complete: true, ci: *ci },
-        Node::Class { small: Some(m), .. } => Lits { set: m.iter().map(|&b| vec![b]).collect(), complete: true, ci: false },
+        Node::Empty => Lits {
+            set: vec![Vec::new()],
+            complete: true,
+            ci: false,
+        },
+        Node::Lit { bytes, ci } => Lits {
+            set: vec![bytes.clone()],
+            complete: true,
+            ci: *ci,
+        },
+        Node::Class { small: Some(m), .. } => Lits {
+            set: m.iter().map(|&b| vec![b]).collect(),
+            complete: true,
+            ci: false,
+        },
         Node::Class { .. } => Lits::unknown(),
         Node::Concat(items) => {
-            let mut acc = Lits { set: vec![Vec::new()], complete: true, ci: false };
+            let mut acc = Lits {
+                set: vec![Vec::new()],
+                complete: true,
+                ci: false,
+            };
             for it in items {
                 if !acc.complete {
                     break;
@@ -933,7 +1126,11 @@ fn prefixes(n: &Node) -> Lits {
                 }
                 next.sort();
                 next.dedup();
-                acc = Lits { set: next, complete: l.complete && !truncated, ci: acc.ci || l.ci };
+                acc = Lits {
+                    set: next,
+                    complete: l.complete && !truncated,
+                    ci: acc.ci || l.ci,
+                };
             }
             acc
         }
@@ -963,7 +1160,11 @@ fn prefixes(n: &Node) -> Lits {
                 let items: Vec<Node> = (0..*min).map(|_| (**node).clone()).collect();
                 return prefixes(&Node::Concat(items));
             }
-            Lits { set: l.set, complete: false, ci: l.ci }
+            Lits {
+                set: l.set,
+                complete: false,
+                ci: l.ci,
+            }
         }
     }
 }
@@ -1056,7 +1257,12 @@ mod tests {
     use super::*;
 
     fn spec(name: &str, pattern: &str) -> CustomSpec {
-        CustomSpec { name: name.into(), pattern: pattern.into(), prefilter: None, max_span: None }
+        CustomSpec {
+            name: name.into(),
+            pattern: pattern.into(),
+            prefilter: None,
+            max_span: None,
+        }
     }
 
     fn compile(pattern: &str) -> Result<CustomPattern, CustomError> {
@@ -1066,56 +1272,93 @@ mod tests {
     fn matches(p: &CustomPattern, text: &str) -> Vec<String> {
         let mut out = Vec::new();
         p.scan(text, &mut out);
-        out.iter().map(|m| text[m.start..m.end].to_string()).collect()
+        out.iter()
+            .map(|m| text[m.start..m.end].to_string())
+            .collect()
     }
 
     /// What a plain regex-lite find_iter reports (for patterns whose matches
     /// fit the span cap).
     fn reference(pattern: &str, text: &str) -> Vec<String> {
-        Regex::new(pattern).unwrap().find_iter(text).map(|m| m.as_str().to_string()).collect()
+        Regex::new(pattern)
+            .unwrap()
+            .find_iter(text)
+            .map(|m| m.as_str().to_string())
+            .collect()
     }
 
     #[test]
     fn derives_a_prefix_literal_from_the_pattern() {
         let p = compile(r"ACME-\d{6}").unwrap();
         assert_eq!(p.prefilter_description(), "prefix literal(s) \"ACME-\"");
-        assert_eq!(matches(&p, "ids ACME-123456, ACME-12345 and ACME-654321."), vec!["ACME-123456", "ACME-654321"]);
+        assert_eq!(
+            matches(&p, "ids ACME-123456, ACME-12345 and ACME-654321."),
+            vec!["ACME-123456", "ACME-654321"]
+        );
     }
 
     #[test]
     fn derives_prefix_literals_from_alternations_and_small_classes() {
         let p = compile(r"(?:ghx|GHX)_[A-Za-z0-9]{10}").unwrap();
-        assert!(p.prefilter_description().contains("\"GHX_\""), "{}", p.prefilter_description());
-        assert_eq!(matches(&p, "a ghx_abcdefghij b GHX_0123456789"), vec!["ghx_abcdefghij", "GHX_0123456789"]);
+        assert!(
+            p.prefilter_description().contains("\"GHX_\""),
+            "{}",
+            p.prefilter_description()
+        );
+        assert_eq!(
+            matches(&p, "a ghx_abcdefghij b GHX_0123456789"),
+            vec!["ghx_abcdefghij", "GHX_0123456789"]
+        );
         let p = compile(r"[Tt]icket-\d+").unwrap();
         assert!(p.prefilter_description().contains("\"Ticket-\""));
-        assert_eq!(matches(&p, "ticket-12 Ticket-7"), vec!["ticket-12", "Ticket-7"]);
+        assert_eq!(
+            matches(&p, "ticket-12 Ticket-7"),
+            vec!["ticket-12", "Ticket-7"]
+        );
     }
 
     #[test]
     fn derives_a_case_insensitive_prefilter_for_i_flag_patterns() {
         let p = compile(r"(?i)project[ -]nightingale").unwrap();
         assert!(p.prefilter_description().contains("case-insensitive"));
-        assert_eq!(matches(&p, "PROJECT NIGHTINGALE and Project-Nightingale"), vec!["PROJECT NIGHTINGALE", "Project-Nightingale"]);
+        assert_eq!(
+            matches(&p, "PROJECT NIGHTINGALE and Project-Nightingale"),
+            vec!["PROJECT NIGHTINGALE", "Project-Nightingale"]
+        );
     }
 
     #[test]
     fn derives_a_required_inner_literal_when_the_prefix_is_a_class() {
         let p = compile(r"[a-z0-9._]+@acme\.com").unwrap();
-        assert_eq!(p.prefilter_description(), "required literal(s) \"@acme.com\"");
-        assert_eq!(matches(&p, "mail jo.doe@acme.com or x@other.com, ann_1@acme.com."), vec!["jo.doe@acme.com", "ann_1@acme.com"]);
+        assert_eq!(
+            p.prefilter_description(),
+            "required literal(s) \"@acme.com\""
+        );
+        assert_eq!(
+            matches(&p, "mail jo.doe@acme.com or x@other.com, ann_1@acme.com."),
+            vec!["jo.doe@acme.com", "ann_1@acme.com"]
+        );
     }
 
     #[test]
     fn derives_a_narrow_first_byte_class() {
         let p = compile(r"\d{3}-\d{3}-\d{3}").unwrap();
         assert_eq!(p.prefilter_description(), "first-byte class [0-9]");
-        assert_eq!(matches(&p, "a 123-456-789 b 12-345-678 c 999-000-111"), vec!["123-456-789", "999-000-111"]);
+        assert_eq!(
+            matches(&p, "a 123-456-789 b 12-345-678 c 999-000-111"),
+            vec!["123-456-789", "999-000-111"]
+        );
     }
 
     #[test]
     fn rejects_a_pattern_without_any_derivable_prefilter() {
-        for pat in [r"[a-z]+\d+", r"\w+@\w+", r".+\d", r"(?x) abc  \d+", r"[^0-9]{4}\d"] {
+        for pat in [
+            r"[a-z]+\d+",
+            r"\w+@\w+",
+            r".+\d",
+            r"(?x) abc  \d+",
+            r"[^0-9]{4}\d",
+        ] {
             let e = compile(pat).unwrap_err();
             assert_eq!(e.field, "prefilter", "{pat}");
             assert!(e.message.contains("prefilter"), "{pat}: {}", e.message);
@@ -1132,7 +1375,10 @@ mod tests {
     fn rejection_message_names_the_index_field_and_the_fix() {
         let e = CustomPattern::compile(3, &spec("emp_id", r"[a-z]+\d+")).unwrap_err();
         let s = e.to_string();
-        assert!(s.starts_with("[3].prefilter: no prefilter can be derived"), "{s}");
+        assert!(
+            s.starts_with("[3].prefilter: no prefilter can be derived"),
+            "{s}"
+        );
         assert!(s.contains("\"emp_id\""), "{s}");
         assert!(s.contains("set \"prefilter\""), "{s}");
     }
@@ -1175,39 +1421,69 @@ mod tests {
     #[test]
     fn user_any_of_prefilter_with_case_folding() {
         let mut s = spec("code", r"(?i)(?:alpha|beta)-\d{2}");
-        s.prefilter = Some(PrefilterSpec::AnyOf { any_of: vec!["alpha".into(), "beta".into()], case_insensitive: false });
+        s.prefilter = Some(PrefilterSpec::AnyOf {
+            any_of: vec!["alpha".into(), "beta".into()],
+            case_insensitive: false,
+        });
         let p = CustomPattern::compile(0, &s).unwrap();
         // The pattern's (?i) makes the prefilter case-insensitive too.
-        assert_eq!(matches(&p, "ALPHA-12 beta-34 Gamma-56"), vec!["ALPHA-12", "beta-34"]);
+        assert_eq!(
+            matches(&p, "ALPHA-12 beta-34 Gamma-56"),
+            vec!["ALPHA-12", "beta-34"]
+        );
     }
 
     #[test]
     fn user_byte_class_prefilter_is_checked_for_selectivity() {
         let mut s = spec("num", r"\w*\d{5}");
-        s.prefilter = Some(PrefilterSpec::ByteClass { byte_class: "[A-Z0-9]".into() });
+        s.prefilter = Some(PrefilterSpec::ByteClass {
+            byte_class: "[A-Z0-9]".into(),
+        });
         // \w* can start with a lower-case letter: the operator's class is
         // trusted, so lower-case-led matches are missed by design.
         let p = CustomPattern::compile(0, &s).unwrap();
         assert_eq!(matches(&p, "X12345 ab12345"), vec!["X12345", "12345"]);
-        s.prefilter = Some(PrefilterSpec::ByteClass { byte_class: "a-z".into() });
-        assert!(CustomPattern::compile(0, &s).unwrap_err().message.contains("too broad"));
-        s.prefilter = Some(PrefilterSpec::ByteClass { byte_class: " #".into() });
-        assert!(CustomPattern::compile(0, &s).unwrap_err().message.contains("whitespace"));
+        s.prefilter = Some(PrefilterSpec::ByteClass {
+            byte_class: "a-z".into(),
+        });
+        assert!(CustomPattern::compile(0, &s)
+            .unwrap_err()
+            .message
+            .contains("too broad"));
+        s.prefilter = Some(PrefilterSpec::ByteClass {
+            byte_class: " #".into(),
+        });
+        assert!(CustomPattern::compile(0, &s)
+            .unwrap_err()
+            .message
+            .contains("whitespace"));
     }
 
     #[test]
     fn user_prefilter_rejects_empty_literals() {
         let mut s = spec("x", r"\w+");
         s.prefilter = Some(PrefilterSpec::Literal(String::new()));
-        assert_eq!(CustomPattern::compile(0, &s).unwrap_err().field, "prefilter");
-        s.prefilter = Some(PrefilterSpec::AnyOf { any_of: vec![], case_insensitive: false });
-        assert_eq!(CustomPattern::compile(0, &s).unwrap_err().field, "prefilter");
+        assert_eq!(
+            CustomPattern::compile(0, &s).unwrap_err().field,
+            "prefilter"
+        );
+        s.prefilter = Some(PrefilterSpec::AnyOf {
+            any_of: vec![],
+            case_insensitive: false,
+        });
+        assert_eq!(
+            CustomPattern::compile(0, &s).unwrap_err().field,
+            "prefilter"
+        );
     }
 
     #[test]
     fn word_boundaries_see_text_before_the_window() {
         let p = compile(r"\bEMP\d{4}\b").unwrap();
-        assert_eq!(matches(&p, "EMP1234 xEMP1234 EMP12345 (EMP0001)"), vec!["EMP1234", "EMP0001"]);
+        assert_eq!(
+            matches(&p, "EMP1234 xEMP1234 EMP12345 (EMP0001)"),
+            vec!["EMP1234", "EMP0001"]
+        );
     }
 
     #[test]
@@ -1215,14 +1491,22 @@ mod tests {
         let mut s = spec("long", r"ID-\d+");
         s.max_span = Some(8);
         let p = CustomPattern::compile(0, &s).unwrap();
-        assert_eq!(matches(&p, "ID-12345 ID-123456789012345 ID-1"), vec!["ID-12345", "ID-1"]);
+        assert_eq!(
+            matches(&p, "ID-12345 ID-123456789012345 ID-1"),
+            vec!["ID-12345", "ID-1"]
+        );
     }
 
     #[test]
     fn matches_agree_with_plain_regex_on_ordinary_text() {
         let text = "Order ACME-000123 shipped to jo@acme.com; call 555-123-456; ref ACME-9 and ACME-424242. \
                     日本語のテキスト ACME-777777 終わり";
-        for pat in [r"ACME-\d{6}", r"[a-z]+@acme\.com", r"\d{3}-\d{3}-\d{3}", r"(?i)acme-\d+"] {
+        for pat in [
+            r"ACME-\d{6}",
+            r"[a-z]+@acme\.com",
+            r"\d{3}-\d{3}-\d{3}",
+            r"(?i)acme-\d+",
+        ] {
             let p = compile(pat).unwrap();
             assert_eq!(matches(&p, text), reference(pat, text), "{pat}");
         }
@@ -1245,7 +1529,13 @@ mod tests {
         let set = CustomSet::compile(&[spec("a", "ALPHA-\\d+"), b]).unwrap();
         assert_eq!(set.len(), 2);
         assert_eq!(set.max_span(), 1000);
-        assert_eq!(set.context(), Context { left: 4, right: 1000 });
+        assert_eq!(
+            set.context(),
+            Context {
+                left: 4,
+                right: 1000
+            }
+        );
         let mut out = Vec::new();
         set.scan("BETA-1 ALPHA-2", &mut out);
         assert_eq!(out[0].detector, DetectorKind::Custom(0));
@@ -1271,10 +1561,21 @@ mod tests {
             ]"#,
         )
         .unwrap();
-        assert_eq!(specs[1].prefilter, Some(PrefilterSpec::Literal("@x.corp".into())));
-        assert!(matches!(specs[2].prefilter, Some(PrefilterSpec::AnyOf { case_insensitive: true, .. })));
+        assert_eq!(
+            specs[1].prefilter,
+            Some(PrefilterSpec::Literal("@x.corp".into()))
+        );
+        assert!(matches!(
+            specs[2].prefilter,
+            Some(PrefilterSpec::AnyOf {
+                case_insensitive: true,
+                ..
+            })
+        ));
         assert!(CustomSet::compile(&specs).is_ok());
-        assert!(serde_json::from_str::<CustomSpec>(r#"{"name":"a","pattern":"A","bogus":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<CustomSpec>(r#"{"name":"a","pattern":"A","bogus":1}"#).is_err()
+        );
     }
 
     #[test]

@@ -40,9 +40,10 @@ const MAX_LABEL: usize = 63;
 /// TLD-shaped file extensions that are not real TLDs: `logo@2x.png`,
 /// `bundle@1.0.js`.
 const FILE_EXTENSIONS: &[&[u8]] = &[
-    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"bmp", b"ico", b"tif", b"tiff", b"heic", b"avif", b"css",
-    b"js", b"mjs", b"ts", b"tsx", b"jsx", b"json", b"yaml", b"yml", b"toml", b"lock", b"txt", b"html", b"htm",
-    b"xml", b"pdf", b"wasm", b"map", b"woff", b"woff2", b"ttf", b"otf", b"mp3", b"mp4", b"webm", b"wav",
+    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"bmp", b"ico", b"tif", b"tiff", b"heic",
+    b"avif", b"css", b"js", b"mjs", b"ts", b"tsx", b"jsx", b"json", b"yaml", b"yml", b"toml",
+    b"lock", b"txt", b"html", b"htm", b"xml", b"pdf", b"wasm", b"map", b"woff", b"woff2", b"ttf",
+    b"otf", b"mp3", b"mp4", b"webm", b"wav",
 ];
 
 #[inline]
@@ -64,7 +65,11 @@ pub fn scan(text: &str, out: &mut Vec<Match>) {
             continue;
         }
         if let Some((s, e)) = email_at(b, at, floor) {
-            out.push(Match { detector: DetectorKind::Email, start: s, end: e });
+            out.push(Match {
+                detector: DetectorKind::Email,
+                start: s,
+                end: e,
+            });
             floor = e;
         }
     }
@@ -117,7 +122,11 @@ fn email_at(b: &[u8], at: usize, floor: usize) -> Option<(usize, usize)> {
             e += 1;
         }
         let label = &b[ls..e];
-        if label.is_empty() || label.len() > MAX_LABEL || label[0] == b'-' || label[label.len() - 1] == b'-' {
+        if label.is_empty()
+            || label.len() > MAX_LABEL
+            || label[0] == b'-'
+            || label[label.len() - 1] == b'-'
+        {
             return None;
         }
         labels += 1;
@@ -145,7 +154,10 @@ fn email_at(b: &[u8], at: usize, floor: usize) -> Option<(usize, usize)> {
     // Right boundary.
     match b.get(e) {
         Some(&c) if c.is_ascii_alphanumeric() || c == b'_' || c == b'@' => return None,
-        Some(b':') if b.get(e + 1).is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'~' | b'_')) => {
+        Some(b':')
+            if b.get(e + 1)
+                .is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'~' | b'_')) =>
+        {
             return None
         }
         _ => {}
@@ -164,7 +176,10 @@ mod tests {
 
     #[test]
     fn finds_plain_addresses_in_prose() {
-        assert_eq!(emails("write to john@example.com today"), vec!["john@example.com"]);
+        assert_eq!(
+            emails("write to john@example.com today"),
+            vec!["john@example.com"]
+        );
         assert_eq!(emails("JOHN.DOE@EXAMPLE.ORG"), vec!["JOHN.DOE@EXAMPLE.ORG"]);
     }
 
@@ -185,22 +200,40 @@ mod tests {
 
     #[test]
     fn finds_punycode_domains_and_tlds() {
-        assert_eq!(emails("info@xn--mnchen-3ya.de"), vec!["info@xn--mnchen-3ya.de"]);
-        assert_eq!(emails("info@example.xn--p1ai"), vec!["info@example.xn--p1ai"]);
+        assert_eq!(
+            emails("info@xn--mnchen-3ya.de"),
+            vec!["info@xn--mnchen-3ya.de"]
+        );
+        assert_eq!(
+            emails("info@example.xn--p1ai"),
+            vec!["info@example.xn--p1ai"]
+        );
     }
 
     #[test]
     fn finds_addresses_in_markup_and_code() {
         assert_eq!(emails("mailto:bob@example.com"), vec!["bob@example.com"]);
-        assert_eq!(emails("{\"email\":\"bob@example.com\"}"), vec!["bob@example.com"]);
+        assert_eq!(
+            emails("{\"email\":\"bob@example.com\"}"),
+            vec!["bob@example.com"]
+        );
         assert_eq!(emails("email='bob@example.com'"), vec!["bob@example.com"]);
-        assert_eq!(emails("[bob@example.com](mailto:bob@example.com)"), vec!["bob@example.com", "bob@example.com"]);
-        assert_eq!(emails("Bob <bob@example.com>, Ann <ann@example.org>"), vec!["bob@example.com", "ann@example.org"]);
+        assert_eq!(
+            emails("[bob@example.com](mailto:bob@example.com)"),
+            vec!["bob@example.com", "bob@example.com"]
+        );
+        assert_eq!(
+            emails("Bob <bob@example.com>, Ann <ann@example.org>"),
+            vec!["bob@example.com", "ann@example.org"]
+        );
     }
 
     #[test]
     fn excludes_trailing_sentence_punctuation() {
-        assert_eq!(emails("mail me at bob@example.com."), vec!["bob@example.com"]);
+        assert_eq!(
+            emails("mail me at bob@example.com."),
+            vec!["bob@example.com"]
+        );
         assert_eq!(emails("bob@example.com, or"), vec!["bob@example.com"]);
         assert_eq!(emails("(bob@example.com)"), vec!["bob@example.com"]);
     }
@@ -213,7 +246,13 @@ mod tests {
 
     #[test]
     fn rejects_decorators_and_mentions() {
-        for t in ["@decorator", "@app.route('/')", "  @Override", "cc @john.smith please", "x = @foo.bar"] {
+        for t in [
+            "@decorator",
+            "@app.route('/')",
+            "  @Override",
+            "cc @john.smith please",
+            "x = @foo.bar",
+        ] {
             assert!(emails(t).is_empty(), "{t}");
         }
     }
@@ -226,14 +265,24 @@ mod tests {
 
     #[test]
     fn rejects_asset_names_with_density_suffix() {
-        for t in ["icon@2x.png", "logo@3x.jpg", "sprite@1.5x.webp", "bundle@2x.svg"] {
+        for t in [
+            "icon@2x.png",
+            "logo@3x.jpg",
+            "sprite@1.5x.webp",
+            "bundle@2x.svg",
+        ] {
             assert!(emails(t).is_empty(), "{t}");
         }
     }
 
     #[test]
     fn rejects_package_versions() {
-        for t in ["react@18.2.0", "npm i lodash@4.17.21", "@babel/core@7.23.0", "pkg@latest"] {
+        for t in [
+            "react@18.2.0",
+            "npm i lodash@4.17.21",
+            "@babel/core@7.23.0",
+            "pkg@latest",
+        ] {
             assert!(emails(t).is_empty(), "{t}");
         }
     }
@@ -248,7 +297,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_tlds_and_labels() {
-        for t in ["a@b.c", "a@example.c0m", "a@-example.com", "a@example-.com", "a@example..com", "a@.example.com"] {
+        for t in [
+            "a@b.c",
+            "a@example.c0m",
+            "a@-example.com",
+            "a@example-.com",
+            "a@example..com",
+            "a@.example.com",
+        ] {
             assert!(emails(t).is_empty(), "{t}");
         }
     }
@@ -275,7 +331,10 @@ mod tests {
     fn enforces_rfc_length_limits() {
         let local64 = "a".repeat(64);
         let local65 = "a".repeat(65);
-        assert_eq!(emails(&format!("{local64}@example.com")), vec![format!("{local64}@example.com")]);
+        assert_eq!(
+            emails(&format!("{local64}@example.com")),
+            vec![format!("{local64}@example.com")]
+        );
         assert!(emails(&format!("{local65}@example.com")).is_empty());
         let label63 = "b".repeat(63);
         assert_eq!(emails(&format!("x@{label63}.com")).len(), 1);

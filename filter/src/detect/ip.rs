@@ -41,8 +41,27 @@ pub const IPV6_CONTEXT: Context = Context { left: 1, right: 1 };
 /// Words after which a dotted quad is a version or a section number, not an
 /// address (`version 1.2.3.4`, `section 4.5.3.1`, `§ 2.1.1.3`).
 const NON_ADDRESS_WORDS: &[&[u8]] = &[
-    b"version", b"ver", b"release", b"build", b"firmware", b"fw", b"section", b"sec", b"chapter", b"clause",
-    b"paragraph", b"para", b"figure", b"fig", b"table", b"article", b"art", b"item", b"rule", b"step", b"appendix",
+    b"version",
+    b"ver",
+    b"release",
+    b"build",
+    b"firmware",
+    b"fw",
+    b"section",
+    b"sec",
+    b"chapter",
+    b"clause",
+    b"paragraph",
+    b"para",
+    b"figure",
+    b"fig",
+    b"table",
+    b"article",
+    b"art",
+    b"item",
+    b"rule",
+    b"step",
+    b"appendix",
     "§".as_bytes(),
 ];
 
@@ -213,7 +232,11 @@ pub fn scan_v6(text: &str, out: &mut Vec<Match>) {
         }
         floor = r;
         if let Some((s, e)) = ipv6_in_run(b, l, r) {
-            out.push(Match { detector: DetectorKind::Ipv6, start: s, end: e });
+            out.push(Match {
+                detector: DetectorKind::Ipv6,
+                start: s,
+                end: e,
+            });
         }
     }
 }
@@ -261,26 +284,48 @@ mod tests {
         assert_eq!(v4("allow 172.16.0.0/12;"), vec!["172.16.0.0"]);
         assert_eq!(v4("\"ip\":\"8.8.8.8\""), vec!["8.8.8.8"]);
         assert_eq!(v4("ends with 1.1.1.1."), vec!["1.1.1.1"]);
-        assert_eq!(v4("0.0.0.0 and 255.255.255.255"), vec!["0.0.0.0", "255.255.255.255"]);
+        assert_eq!(
+            v4("0.0.0.0 and 255.255.255.255"),
+            vec!["0.0.0.0", "255.255.255.255"]
+        );
     }
 
     #[test]
     fn rejects_octets_over_255_and_leading_zeros() {
-        for t in ["256.1.1.1", "1.2.3.999", "192.168.01.1", "010.0.0.1", "1.2.3.1000"] {
+        for t in [
+            "256.1.1.1",
+            "1.2.3.999",
+            "192.168.01.1",
+            "010.0.0.1",
+            "1.2.3.1000",
+        ] {
             assert!(v4(t).is_empty(), "{t}");
         }
     }
 
     #[test]
     fn rejects_longer_dotted_runs_and_short_ones() {
-        for t in ["1.2.3.4.5", "10.0.19045.3803", "1.2.3", "a 1.2.3. b", "5.1.2.3.4"] {
+        for t in [
+            "1.2.3.4.5",
+            "10.0.19045.3803",
+            "1.2.3",
+            "a 1.2.3. b",
+            "5.1.2.3.4",
+        ] {
             assert!(v4(t).is_empty(), "{t}");
         }
     }
 
     #[test]
     fn rejects_version_strings() {
-        for t in ["v1.2.3.4", "V10.0.0.1", "version 1.2.3.4", "Version: 4.2.1.0", "build 1.0.0.123", "ver. 2.0.0.1"] {
+        for t in [
+            "v1.2.3.4",
+            "V10.0.0.1",
+            "version 1.2.3.4",
+            "Version: 4.2.1.0",
+            "build 1.0.0.123",
+            "ver. 2.0.0.1",
+        ] {
             assert!(v4(t).is_empty(), "{t}");
         }
         // "server" ends in "ver" but is not the word "ver".
@@ -289,7 +334,14 @@ mod tests {
 
     #[test]
     fn rejects_section_numbers() {
-        for t in ["see section 4.5.3.1", "Section 1.2.3.4:", "§ 2.1.1.3", "§2.1.1.3", "Fig. 1.2.3.4", "step 1.1.1.2"] {
+        for t in [
+            "see section 4.5.3.1",
+            "Section 1.2.3.4:",
+            "§ 2.1.1.3",
+            "§2.1.1.3",
+            "Fig. 1.2.3.4",
+            "step 1.1.1.2",
+        ] {
             assert!(v4(t).is_empty(), "{t}");
         }
     }
@@ -333,14 +385,30 @@ mod tests {
 
     #[test]
     fn rejects_times_verses_and_mac_addresses() {
-        for t in ["12:30:45", "at 09:15", "John 3:16", "00:1a:2b:3c:4d:5e", "2024-01-15T12:30:45Z", "12:30:45.123"] {
+        for t in [
+            "12:30:45",
+            "at 09:15",
+            "John 3:16",
+            "00:1a:2b:3c:4d:5e",
+            "2024-01-15T12:30:45Z",
+            "12:30:45.123",
+        ] {
             assert!(v6(t).is_empty(), "{t}");
         }
     }
 
     #[test]
     fn rejects_code_paths_and_hex_words() {
-        for t in ["std::io", "A::B", "Foo::Bar::baz", "dead::beef", "::", "x ::= y", "obj::cafe", "a::b::c"] {
+        for t in [
+            "std::io",
+            "A::B",
+            "Foo::Bar::baz",
+            "dead::beef",
+            "::",
+            "x ::= y",
+            "obj::cafe",
+            "a::b::c",
+        ] {
             assert!(v6(t).is_empty(), "{t}");
         }
     }
@@ -405,11 +473,20 @@ mod tests {
                 i += 1;
             }
         }
-        let hex = |g: &[u16]| g.iter().map(|x| format!("{x:x}")).collect::<Vec<_>>().join(":");
+        let hex = |g: &[u16]| {
+            g.iter()
+                .map(|x| format!("{x:x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        };
         if best_len < 2 {
             return hex(groups);
         }
-        format!("{}::{}", hex(&groups[..best]), hex(&groups[best + best_len..]))
+        format!(
+            "{}::{}",
+            hex(&groups[..best]),
+            hex(&groups[best + best_len..])
+        )
     }
 
     proptest! {

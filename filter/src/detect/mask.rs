@@ -26,11 +26,17 @@ pub fn mask(kind: DetectorKind, raw: &str) -> String {
         DetectorKind::Ssn => "***-**-****".to_string(),
         DetectorKind::Iban => mask_iban(raw),
         DetectorKind::Ipv4 => match raw.split_once('.') {
-            Some((first, _)) if first.len() <= 3 && first.bytes().all(|b| b.is_ascii_digit()) => format!("{first}.*.*.*"),
+            Some((first, _)) if first.len() <= 3 && first.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{first}.*.*.*")
+            }
             _ => "*.*.*.*".to_string(),
         },
         DetectorKind::Ipv6 => match raw.split_once(':') {
-            Some((first, _)) if first.len() <= 4 && first.bytes().all(|b| b.is_ascii_hexdigit()) && !first.is_empty() => {
+            Some((first, _))
+                if first.len() <= 4
+                    && first.bytes().all(|b| b.is_ascii_hexdigit())
+                    && !first.is_empty() =>
+            {
                 format!("{first}:*")
             }
             _ => "*:*".to_string(),
@@ -53,18 +59,33 @@ pub fn mask(kind: DetectorKind, raw: &str) -> String {
 /// with the expected prefix.
 pub fn secret_prefix(kind: DetectorKind, raw: &str) -> &str {
     let take = |n: usize| raw.get(..n).unwrap_or("");
-    let first_of = |cands: &[&'static str]| cands.iter().copied().find(|c| raw.starts_with(c)).unwrap_or("");
+    let first_of = |cands: &[&'static str]| {
+        cands
+            .iter()
+            .copied()
+            .find(|c| raw.starts_with(c))
+            .unwrap_or("")
+    };
     match kind {
         DetectorKind::AwsAccessKey => first_of(&["AKIA", "ASIA", "ABIA", "ACCA"]),
-        DetectorKind::GithubToken => first_of(&["github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"]),
-        DetectorKind::SlackToken if raw.starts_with("xox") && raw.as_bytes().get(4) == Some(&b'-') => take(5),
-        DetectorKind::OpenAiKey => first_of(&["sk-proj-", "sk-svcacct-", "sk-admin-", "sk-None-", "sk-"]),
-        DetectorKind::AnthropicKey => first_of(&["sk-ant-"]),
-        DetectorKind::StripeKey => {
-            first_of(&["sk_live_", "sk_test_", "rk_live_", "rk_test_", "pk_live_", "pk_test_"])
+        DetectorKind::GithubToken => {
+            first_of(&["github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"])
         }
+        DetectorKind::SlackToken
+            if raw.starts_with("xox") && raw.as_bytes().get(4) == Some(&b'-') =>
+        {
+            take(5)
+        }
+        DetectorKind::OpenAiKey => {
+            first_of(&["sk-proj-", "sk-svcacct-", "sk-admin-", "sk-None-", "sk-"])
+        }
+        DetectorKind::AnthropicKey => first_of(&["sk-ant-"]),
+        DetectorKind::StripeKey => first_of(&[
+            "sk_live_", "sk_test_", "rk_live_", "rk_test_", "pk_live_", "pk_test_",
+        ]),
         DetectorKind::GoogleApiKey => first_of(&["AIza"]),
-        DetectorKind::PrivateKey if raw.starts_with("-----BEGIN ") => match raw[11..].find("-----") {
+        DetectorKind::PrivateKey if raw.starts_with("-----BEGIN ") => match raw[11..].find("-----")
+        {
             Some(p) if p <= 64 => &raw[..11 + p + 5],
             _ => "",
         },
@@ -78,7 +99,9 @@ fn first_char(s: &str) -> String {
 }
 
 fn mask_email(raw: &str) -> String {
-    let Some((local, domain)) = raw.rsplit_once('@') else { return "***".to_string() };
+    let Some((local, domain)) = raw.rsplit_once('@') else {
+        return "***".to_string();
+    };
     let tld = domain.rsplit_once('.').map(|(_, t)| t).unwrap_or("");
     if tld.is_empty() || tld.len() > 24 {
         return format!("{}***@***", first_char(local));
@@ -130,7 +153,10 @@ fn mask_iban(raw: &str) -> String {
     if compact.len() < 8 {
         return "***".to_string();
     }
-    let cc: String = compact[..2].iter().filter(|c| c.is_ascii_uppercase()).collect();
+    let cc: String = compact[..2]
+        .iter()
+        .filter(|c| c.is_ascii_uppercase())
+        .collect();
     let last: String = compact[compact.len() - 4..].iter().collect();
     format!("{cc}{}{last}", "*".repeat(compact.len() - 6))
 }
@@ -141,22 +167,40 @@ mod tests {
 
     #[test]
     fn email_keeps_first_letters_and_tld_only() {
-        assert_eq!(mask(DetectorKind::Email, "john.doe@example.com"), "j***@e***.com");
-        assert_eq!(mask(DetectorKind::Email, "a@mail.example.co.uk"), "a***@m***.uk");
+        assert_eq!(
+            mask(DetectorKind::Email, "john.doe@example.com"),
+            "j***@e***.com"
+        );
+        assert_eq!(
+            mask(DetectorKind::Email, "a@mail.example.co.uk"),
+            "a***@m***.uk"
+        );
         assert_eq!(mask(DetectorKind::Email, "not-an-email"), "***");
     }
 
     #[test]
     fn card_keeps_last_four_in_a_fixed_shape() {
-        assert_eq!(mask(DetectorKind::Card, "4111 1111 1111 1234"), "****-****-****-1234");
-        assert_eq!(mask(DetectorKind::Card, "378282246310005"), "****-****-****-0005");
+        assert_eq!(
+            mask(DetectorKind::Card, "4111 1111 1111 1234"),
+            "****-****-****-1234"
+        );
+        assert_eq!(
+            mask(DetectorKind::Card, "378282246310005"),
+            "****-****-****-0005"
+        );
         assert_eq!(mask(DetectorKind::Card, "12"), "****-****-****-****");
     }
 
     #[test]
     fn phone_keeps_shape_and_last_two_digits() {
-        assert_eq!(mask(DetectorKind::Phone, "(415) 555-2671"), "(***) ***-**71");
-        assert_eq!(mask(DetectorKind::Phone, "+44 20 7946 0958"), "+** ** **** **58");
+        assert_eq!(
+            mask(DetectorKind::Phone, "(415) 555-2671"),
+            "(***) ***-**71"
+        );
+        assert_eq!(
+            mask(DetectorKind::Phone, "+44 20 7946 0958"),
+            "+** ** **** **58"
+        );
     }
 
     #[test]
@@ -166,7 +210,10 @@ mod tests {
 
     #[test]
     fn iban_keeps_country_and_last_four() {
-        assert_eq!(mask(DetectorKind::Iban, "DE89 3704 0044 0532 0130 00"), "DE****************3000");
+        assert_eq!(
+            mask(DetectorKind::Iban, "DE89 3704 0044 0532 0130 00"),
+            "DE****************3000"
+        );
     }
 
     #[test]
@@ -179,15 +226,47 @@ mod tests {
     #[test]
     fn secrets_keep_only_their_public_prefix() {
         let cases = [
-            (DetectorKind::OpenAiKey, "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t", "sk-proj-***"),
-            (DetectorKind::OpenAiKey, "sk-Ab3dEf6hIj9kLm2nOp5qRs8t", "sk-***"),
-            (DetectorKind::AnthropicKey, "sk-ant-api03-abc123", "sk-ant-***"),
-            (DetectorKind::AwsAccessKey, "AKIAIOSFODNN7EXAMPLE", "AKIA***"),
-            (DetectorKind::GithubToken, "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", "ghp_***"),
-            (DetectorKind::GithubToken, "github_pat_11ABC", "github_pat_***"),
+            (
+                DetectorKind::OpenAiKey,
+                "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t",
+                "sk-proj-***",
+            ),
+            (
+                DetectorKind::OpenAiKey,
+                "sk-Ab3dEf6hIj9kLm2nOp5qRs8t",
+                "sk-***",
+            ),
+            (
+                DetectorKind::AnthropicKey,
+                "sk-ant-api03-abc123",
+                "sk-ant-***",
+            ),
+            (
+                DetectorKind::AwsAccessKey,
+                "AKIAIOSFODNN7EXAMPLE",
+                "AKIA***",
+            ),
+            (
+                DetectorKind::GithubToken,
+                "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",
+                "ghp_***",
+            ),
+            (
+                DetectorKind::GithubToken,
+                "github_pat_11ABC",
+                "github_pat_***",
+            ),
             (DetectorKind::SlackToken, "xoxb-123-456-abc", "xoxb-***"),
-            (DetectorKind::StripeKey, "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_***"),
-            (DetectorKind::GoogleApiKey, "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI", "AIza***"),
+            (
+                DetectorKind::StripeKey,
+                "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+                "sk_live_***",
+            ),
+            (
+                DetectorKind::GoogleApiKey,
+                "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI",
+                "AIza***",
+            ),
             (DetectorKind::Jwt, "eyJhbGciOiJIUzI1NiJ9.e30.sig", "eyJ***"),
             (
                 DetectorKind::PrivateKey,
@@ -202,7 +281,10 @@ mod tests {
 
     #[test]
     fn assignments_custom_and_unknown_kinds_reveal_nothing() {
-        assert_eq!(mask(DetectorKind::SecretAssignment, "Xk9#mQ2$vL7pR4tW"), "***");
+        assert_eq!(
+            mask(DetectorKind::SecretAssignment, "Xk9#mQ2$vL7pR4tW"),
+            "***"
+        );
         assert_eq!(mask(DetectorKind::Custom(2), "ACME-123456"), "***");
         assert_eq!(mask(DetectorKind::OpenAiKey, "not a key"), "***");
     }
@@ -230,7 +312,15 @@ mod tests {
     #[test]
     fn masking_odd_input_does_not_panic() {
         for k in super::super::STRUCTURED_KINDS {
-            for raw in ["", "é", "@", "-----BEGIN ", "😀😀😀😀😀😀😀😀", "x@y.", "1.2"] {
+            for raw in [
+                "",
+                "é",
+                "@",
+                "-----BEGIN ",
+                "😀😀😀😀😀😀😀😀",
+                "x@y.",
+                "1.2",
+            ] {
                 let _ = mask(k, raw);
             }
         }

@@ -78,8 +78,16 @@ impl Context {
     /// The larger of each side.
     pub const fn max(self, other: Context) -> Context {
         Context {
-            left: if self.left > other.left { self.left } else { other.left },
-            right: if self.right > other.right { self.right } else { other.right },
+            left: if self.left > other.left {
+                self.left
+            } else {
+                other.left
+            },
+            right: if self.right > other.right {
+                self.right
+            } else {
+                other.right
+            },
         }
     }
 }
@@ -169,13 +177,17 @@ impl StructuredSet {
 
     /// API keys and tokens, private keys, JWTs and secret assignments.
     pub const fn secrets() -> Self {
-        StructuredSet { bits: ALL_BITS & !PRIVACY_BITS }
+        StructuredSet {
+            bits: ALL_BITS & !PRIVACY_BITS,
+        }
     }
 
     /// This set with `kind` switched on (unchanged if `kind` is not structured).
     pub const fn with(self, kind: DetectorKind) -> Self {
         match bit(kind) {
-            Some(b) => StructuredSet { bits: self.bits | b },
+            Some(b) => StructuredSet {
+                bits: self.bits | b,
+            },
             None => self,
         }
     }
@@ -183,7 +195,9 @@ impl StructuredSet {
     /// This set with `kind` switched off.
     pub const fn without(self, kind: DetectorKind) -> Self {
         match bit(kind) {
-            Some(b) => StructuredSet { bits: self.bits & !b },
+            Some(b) => StructuredSet {
+                bits: self.bits & !b,
+            },
             None => self,
         }
     }
@@ -221,7 +235,10 @@ impl StructuredSet {
 
     /// The detectors that are on, in [`STRUCTURED_KINDS`] order.
     pub fn iter(&self) -> impl Iterator<Item = DetectorKind> + '_ {
-        STRUCTURED_KINDS.iter().copied().filter(|k| self.contains(*k))
+        STRUCTURED_KINDS
+            .iter()
+            .copied()
+            .filter(|k| self.contains(*k))
     }
 
     /// The longest span any enabled detector can report, PEM blocks excepted
@@ -389,7 +406,11 @@ fn scan_numeric(b: &[u8], enabled: &StructuredSet, out: &mut Vec<Match>) {
     while let Some(d) = find_digit(b, i) {
         for (kind, f, floor) in active.iter_mut() {
             if let Some((s, e)) = f(b, d, *floor) {
-                out.push(Match { detector: *kind, start: s, end: e });
+                out.push(Match {
+                    detector: *kind,
+                    start: s,
+                    end: e,
+                });
                 *floor = e;
             }
         }
@@ -403,7 +424,11 @@ pub(crate) fn scan_runs(b: &[u8], kind: DetectorKind, f: RunMatcher, out: &mut V
     let mut i = 0;
     while let Some(d) = find_digit(b, i) {
         if let Some((s, e)) = f(b, d, floor) {
-            out.push(Match { detector: kind, start: s, end: e });
+            out.push(Match {
+                detector: kind,
+                start: s,
+                end: e,
+            });
             floor = e;
         }
         i = digits_end(b, d);
@@ -529,7 +554,9 @@ pub(crate) mod test_util {
     pub fn found(kind: DetectorKind, text: &str) -> Vec<String> {
         let mut out = Vec::new();
         scan_structured(text, &StructuredSet::empty().with(kind), &mut out);
-        out.iter().map(|m| text[m.start..m.end].to_string()).collect()
+        out.iter()
+            .map(|m| text[m.start..m.end].to_string())
+            .collect()
     }
 
     /// Everything found with all detectors on, as (kind, substring).
@@ -587,7 +614,13 @@ mod tests {
         assert!(!s.insert(DetectorKind::Topic(3)));
         s.remove(DetectorKind::Card);
         assert!(s.is_empty());
-        assert_eq!(StructuredSet::all().without(DetectorKind::Email).iter().count(), 16);
+        assert_eq!(
+            StructuredSet::all()
+                .without(DetectorKind::Email)
+                .iter()
+                .count(),
+            16
+        );
     }
 
     #[test]
@@ -621,14 +654,22 @@ mod tests {
         let mut out = Vec::new();
         scan_structured(text, &StructuredSet::empty(), &mut out);
         assert!(out.is_empty());
-        scan_structured(text, &StructuredSet::empty().with(DetectorKind::Card), &mut out);
+        scan_structured(
+            text,
+            &StructuredSet::empty().with(DetectorKind::Card),
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].detector, DetectorKind::Card);
     }
 
     #[test]
     fn scan_appends_after_existing_matches_and_leaves_them_alone() {
-        let mut out = vec![Match { detector: DetectorKind::Injection, start: 50, end: 60 }];
+        let mut out = vec![Match {
+            detector: DetectorKind::Injection,
+            start: 50,
+            end: 60,
+        }];
         scan_structured("x bob@example.com", &StructuredSet::all(), &mut out);
         assert_eq!(out[0].detector, DetectorKind::Injection);
         assert_eq!(out[1].detector, DetectorKind::Email);
@@ -661,21 +702,62 @@ mod tests {
     fn realistic_llm_text_yields_exactly_its_personal_data_and_secrets() {
         use DetectorKind::*;
         let cases: &[(&str, &[(DetectorKind, &str)])] = &[
-            ("**Email:** john@example.com\n- Phone: 555-123-4567", &[(Email, "john@example.com"), (Phone, "555-123-4567")]),
-            ("| Bob | 4111 1111 1111 1111 |", &[(Card, "4111 1111 1111 1111")]),
-            ("{\"phone\":\"+1-555-123-4567\",\"ip\":\"203.0.113.7\"}", &[(Phone, "+1-555-123-4567"), (Ipv4, "203.0.113.7")]),
-            ("Call 911 or 1-800-273-8255 or (800) 273-8255.", &[(Phone, "1-800-273-8255"), (Phone, "(800) 273-8255")]),
-            ("Phones: 020 7946 0958, +44 20 7946 0958, 07700 900123", &[(Phone, "020 7946 0958"), (Phone, "+44 20 7946 0958"), (Phone, "07700 900123")]),
-            ("tel. +49 (0) 30 1234567, Fax +49 30 1234568", &[(Phone, "+49 (0) 30 1234567"), (Phone, "+49 30 1234568")]),
-            ("Card number: 5555-5555-5555-4444, exp 12/26, cvv 123", &[(Card, "5555-5555-5555-4444")]),
-            ("My IBAN is GB29 NWBK 6016 1331 9268 19 and BIC NWBKGB2L", &[(Iban, "GB29 NWBK 6016 1331 9268 19")]),
-            ("DB_PASSWORD=s3cr3tP@ssw0rd!\nAPI_TOKEN=\"tok_9f8e7d6c5b4a3210\"", &[(SecretAssignment, "s3cr3tP@ssw0rd!"), (SecretAssignment, "tok_9f8e7d6c5b4a3210")]),
-            ("curl -H 'Authorization: Bearer sk-proj-abcDEF123ghiJKL456mnoPQR789stu'", &[(OpenAiKey, "sk-proj-abcDEF123ghiJKL456mnoPQR789stu")]),
-            ("MAC 00:1A:2B:3C:4D:5E, IPv6 2001:db8::ff00:42:8329", &[(Ipv6, "2001:db8::ff00:42:8329")]),
+            (
+                "**Email:** john@example.com\n- Phone: 555-123-4567",
+                &[(Email, "john@example.com"), (Phone, "555-123-4567")],
+            ),
+            (
+                "| Bob | 4111 1111 1111 1111 |",
+                &[(Card, "4111 1111 1111 1111")],
+            ),
+            (
+                "{\"phone\":\"+1-555-123-4567\",\"ip\":\"203.0.113.7\"}",
+                &[(Phone, "+1-555-123-4567"), (Ipv4, "203.0.113.7")],
+            ),
+            (
+                "Call 911 or 1-800-273-8255 or (800) 273-8255.",
+                &[(Phone, "1-800-273-8255"), (Phone, "(800) 273-8255")],
+            ),
+            (
+                "Phones: 020 7946 0958, +44 20 7946 0958, 07700 900123",
+                &[
+                    (Phone, "020 7946 0958"),
+                    (Phone, "+44 20 7946 0958"),
+                    (Phone, "07700 900123"),
+                ],
+            ),
+            (
+                "tel. +49 (0) 30 1234567, Fax +49 30 1234568",
+                &[(Phone, "+49 (0) 30 1234567"), (Phone, "+49 30 1234568")],
+            ),
+            (
+                "Card number: 5555-5555-5555-4444, exp 12/26, cvv 123",
+                &[(Card, "5555-5555-5555-4444")],
+            ),
+            (
+                "My IBAN is GB29 NWBK 6016 1331 9268 19 and BIC NWBKGB2L",
+                &[(Iban, "GB29 NWBK 6016 1331 9268 19")],
+            ),
+            (
+                "DB_PASSWORD=s3cr3tP@ssw0rd!\nAPI_TOKEN=\"tok_9f8e7d6c5b4a3210\"",
+                &[
+                    (SecretAssignment, "s3cr3tP@ssw0rd!"),
+                    (SecretAssignment, "tok_9f8e7d6c5b4a3210"),
+                ],
+            ),
+            (
+                "curl -H 'Authorization: Bearer sk-proj-abcDEF123ghiJKL456mnoPQR789stu'",
+                &[(OpenAiKey, "sk-proj-abcDEF123ghiJKL456mnoPQR789stu")],
+            ),
+            (
+                "MAC 00:1A:2B:3C:4D:5E, IPv6 2001:db8::ff00:42:8329",
+                &[(Ipv6, "2001:db8::ff00:42:8329")],
+            ),
         ];
         for (text, want) in cases {
             let got = found_all(text);
-            let want: Vec<(DetectorKind, String)> = want.iter().map(|(k, s)| (*k, s.to_string())).collect();
+            let want: Vec<(DetectorKind, String)> =
+                want.iter().map(|(k, s)| (*k, s.to_string())).collect();
             assert_eq!(got, want, "{text}");
         }
     }
@@ -703,7 +785,10 @@ mod tests {
     #[test]
     fn ipv4_inside_ipv6_is_reported_once_as_ipv6() {
         let got = found_all("mapped ::ffff:192.168.1.20 here");
-        assert_eq!(got, vec![(DetectorKind::Ipv6, "::ffff:192.168.1.20".into())]);
+        assert_eq!(
+            got,
+            vec![(DetectorKind::Ipv6, "::ffff:192.168.1.20".into())]
+        );
     }
 
     #[test]
@@ -715,25 +800,56 @@ mod tests {
 
     #[test]
     fn card_is_not_double_reported_as_phone() {
-        for text in ["pay with 4111 1111 1111 1111 now", "amex 3782 822463 10005 ok", "+4111111111111111"] {
+        for text in [
+            "pay with 4111 1111 1111 1111 now",
+            "amex 3782 822463 10005 ok",
+            "+4111111111111111",
+        ] {
             let got = found_all(text);
-            assert!(got.iter().all(|g| g.0 != DetectorKind::Phone), "{text}: {got:?}");
+            assert!(
+                got.iter().all(|g| g.0 != DetectorKind::Phone),
+                "{text}: {got:?}"
+            );
         }
     }
 
     #[test]
     fn contained_matches_are_dropped_and_identical_spans_keep_the_specific_kind() {
         let mut out = vec![
-            Match { detector: DetectorKind::Phone, start: 5, end: 10 },
-            Match { detector: DetectorKind::Email, start: 0, end: 20 },
-            Match { detector: DetectorKind::SecretAssignment, start: 30, end: 40 },
-            Match { detector: DetectorKind::AwsAccessKey, start: 30, end: 40 },
-            Match { detector: DetectorKind::Ipv4, start: 38, end: 45 },
+            Match {
+                detector: DetectorKind::Phone,
+                start: 5,
+                end: 10,
+            },
+            Match {
+                detector: DetectorKind::Email,
+                start: 0,
+                end: 20,
+            },
+            Match {
+                detector: DetectorKind::SecretAssignment,
+                start: 30,
+                end: 40,
+            },
+            Match {
+                detector: DetectorKind::AwsAccessKey,
+                start: 30,
+                end: 40,
+            },
+            Match {
+                detector: DetectorKind::Ipv4,
+                start: 38,
+                end: 45,
+            },
         ];
         drop_contained(&mut out, 0);
         assert_eq!(
             out.iter().map(|m| m.detector).collect::<Vec<_>>(),
-            vec![DetectorKind::Email, DetectorKind::AwsAccessKey, DetectorKind::Ipv4]
+            vec![
+                DetectorKind::Email,
+                DetectorKind::AwsAccessKey,
+                DetectorKind::Ipv4
+            ]
         );
     }
 
@@ -755,12 +871,21 @@ mod tests {
         let t = std::time::Instant::now();
         let mut n = Vec::new();
         scan_structured(&prose, &StructuredSet::all(), &mut n);
-        println!("{:>18}: {:8.0} MB/s", "all, plain prose", prose.len() as f64 / 1e6 / t.elapsed().as_secs_f64());
+        println!(
+            "{:>18}: {:8.0} MB/s",
+            "all, plain prose",
+            prose.len() as f64 / 1e6 / t.elapsed().as_secs_f64()
+        );
         let text = para.repeat(20_000);
         let mb = text.len() as f64 / 1e6;
         let mut out = Vec::new();
         let sets: Vec<(&str, StructuredSet)> = std::iter::once(("all", StructuredSet::all()))
-            .chain(STRUCTURED_KINDS.iter().map(|k| (Box::leak(format!("{k:?}").into_boxed_str()) as &str, StructuredSet::empty().with(*k))))
+            .chain(STRUCTURED_KINDS.iter().map(|k| {
+                (
+                    Box::leak(format!("{k:?}").into_boxed_str()) as &str,
+                    StructuredSet::empty().with(*k),
+                )
+            }))
             .collect();
         for (name, set) in sets {
             // Best of five: the machine is shared.

@@ -55,7 +55,10 @@ pub const MAX_SPAN: usize = 24;
 /// Right: the tokenizer reads at most `MAX_SPAN + 2` bytes from a
 /// candidate's start (to see whether the groups go on), and the shortest
 /// phone is 9 bytes, so at most 17 bytes past a match's end.
-pub const CONTEXT: Context = Context { left: 8, right: MAX_SPAN + 2 - 9 };
+pub const CONTEXT: Context = Context {
+    left: 8,
+    right: MAX_SPAN + 2 - 9,
+};
 
 const MAX_GROUPS: usize = 8;
 const MAX_DIGITS: usize = 17;
@@ -63,16 +66,17 @@ const MIN_DIGITS: usize = 8;
 
 /// Assigned ITU-T E.164 country codes. They form a prefix code.
 const COUNTRY_CODES: &[u16] = &[
-    1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56, 57, 58,
-    60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211, 212, 213, 216, 218, 220, 221,
-    222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239, 240, 241, 242, 243,
-    244, 245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255, 256, 257, 258, 260, 261, 262, 263, 264, 265, 266,
-    267, 268, 269, 290, 291, 297, 298, 299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373,
-    374, 375, 376, 377, 378, 379, 380, 381, 382, 383, 385, 386, 387, 389, 420, 421, 423, 500, 501, 502, 503, 504,
-    505, 506, 507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672, 673, 674, 675, 676, 677,
-    678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 800, 808, 850, 852, 853, 855, 856, 870,
-    878, 880, 881, 882, 883, 886, 888, 960, 961, 962, 963, 964, 965, 966, 967, 968, 970, 971, 972, 973, 974, 975,
-    976, 977, 979, 992, 993, 994, 995, 996, 998,
+    1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54,
+    55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211,
+    212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234,
+    235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253,
+    254, 255, 256, 257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291, 297, 298,
+    299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374, 375, 376, 377,
+    378, 379, 380, 381, 382, 383, 385, 386, 387, 389, 420, 421, 423, 500, 501, 502, 503, 504, 505,
+    506, 507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672, 673, 674, 675,
+    676, 677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 800, 808, 850,
+    852, 853, 855, 856, 870, 878, 880, 881, 882, 883, 886, 888, 960, 961, 962, 963, 964, 965, 966,
+    967, 968, 970, 971, 972, 973, 974, 975, 976, 977, 979, 992, 993, 994, 995, 996, 998,
 ];
 
 /// The length (1–3) of the country code that `digits` starts with.
@@ -139,7 +143,11 @@ pub(crate) fn at_run(b: &[u8], d: usize, floor: usize) -> Option<(usize, usize)>
 
 /// A phone number starting at `s` (`+`, `(` or a digit); returns its span.
 fn phone_at(b: &[u8], s: usize) -> Option<(usize, usize)> {
-    let mut t = Tokens { plus: false, groups: [Group::default(); MAX_GROUPS], n: 0 };
+    let mut t = Tokens {
+        plus: false,
+        groups: [Group::default(); MAX_GROUPS],
+        n: 0,
+    };
     if !tokenize(b, s, &mut t) {
         return None;
     }
@@ -164,7 +172,9 @@ fn phone_at(b: &[u8], s: usize) -> Option<(usize, usize)> {
             m += gr.len();
         }
         let d = &digits[..m];
-        let Some(body) = classify(&t, k, b, d) else { continue };
+        let Some(body) = classify(&t, k, b, d) else {
+            continue;
+        };
         if k < t.n {
             // Only cut where the next group would break the pattern.
             let next = t.groups[k].sep;
@@ -215,7 +225,12 @@ fn tokenize(b: &[u8], s: usize, t: &mut Tokens) -> bool {
             break;
         }
         used_paren |= paren;
-        let g = Group { start: gs, end: ge, paren, sep };
+        let g = Group {
+            start: gs,
+            end: ge,
+            paren,
+            sep,
+        };
         if g.text_end() - s > MAX_SPAN {
             break;
         }
@@ -271,7 +286,9 @@ fn classify(t: &Tokens, k: usize, b: &[u8], d: &[u8]) -> Option<Option<Sep>> {
         if a.len() == 3 && x.len() == 3 && l.len() == 4 && no_other_paren {
             let (sx, sl) = (x.sep?, l.sep?);
             if a.paren {
-                if matches!(sx, Sep::Space | Sep::Glued | Sep::Dash) && matches!(sl, Sep::Dash | Sep::Space | Sep::Dot) {
+                if matches!(sx, Sep::Space | Sep::Glued | Sep::Dash)
+                    && matches!(sl, Sep::Dash | Sep::Space | Sep::Dot)
+                {
                     return Some(Some(sl));
                 }
             } else if sx == sl && sx != Sep::Glued {
@@ -280,8 +297,15 @@ fn classify(t: &Tokens, k: usize, b: &[u8], d: &[u8]) -> Option<Option<Sep>> {
         }
     }
     // National numbers with a trunk 0.
-    if g0.first() == Some(&b'0') && g0.get(1) != Some(&b'0') && (2..=5).contains(&g0.len()) && k >= 2 {
-        if !(10..=12).contains(&d.len()) || !g.iter().all(|gr| (2..=8).contains(&gr.len())) || g[1..].iter().any(|gr| gr.paren) {
+    if g0.first() == Some(&b'0')
+        && g0.get(1) != Some(&b'0')
+        && (2..=5).contains(&g0.len())
+        && k >= 2
+    {
+        if !(10..=12).contains(&d.len())
+            || !g.iter().all(|gr| (2..=8).contains(&gr.len()))
+            || g[1..].iter().any(|gr| gr.paren)
+        {
             return None;
         }
         if g[0].paren && !matches!(g[1].sep, Some(Sep::Space | Sep::Glued | Sep::Dash)) {
@@ -291,8 +315,16 @@ fn classify(t: &Tokens, k: usize, b: &[u8], d: &[u8]) -> Option<Option<Sep>> {
         return uniform(g.iter().skip(skip).filter_map(|gr| gr.sep));
     }
     // Brazil-style (11) 91234-5678.
-    if k == 3 && g[0].paren && g0.len() == 2 && g0[0] != b'0' && matches!(lens(1), 4 | 5) && lens(2) == 4 {
-        if matches!(g[1].sep, Some(Sep::Space | Sep::Glued)) && matches!(g[2].sep, Some(Sep::Dash | Sep::Space)) {
+    if k == 3
+        && g[0].paren
+        && g0.len() == 2
+        && g0[0] != b'0'
+        && matches!(lens(1), 4 | 5)
+        && lens(2) == 4
+    {
+        if matches!(g[1].sep, Some(Sep::Space | Sep::Glued))
+            && matches!(g[2].sep, Some(Sep::Dash | Sep::Space))
+        {
             return Some(g[2].sep);
         }
         return None;
@@ -301,7 +333,12 @@ fn classify(t: &Tokens, k: usize, b: &[u8], d: &[u8]) -> Option<Option<Sep>> {
         return None;
     }
     // India mobile 98765 43210.
-    if k == 2 && lens(0) == 5 && lens(1) == 5 && (b'6'..=b'9').contains(&g0[0]) && matches!(g[1].sep, Some(Sep::Space | Sep::Dash)) {
+    if k == 2
+        && lens(0) == 5
+        && lens(1) == 5
+        && (b'6'..=b'9').contains(&g0[0])
+        && matches!(g[1].sep, Some(Sep::Space | Sep::Dash))
+    {
         return Some(g[1].sep);
     }
     // China mobile 138 1234 5678.
@@ -342,7 +379,10 @@ fn international(t: &Tokens, k: usize, b: &[u8], d: &[u8]) -> Option<Option<Sep>
     }
     // Only the group right after the country code may be parenthesised: an
     // area code, or "(0)", a trunk prefix that is not part of the number.
-    if g.iter().enumerate().any(|(i, gr)| gr.paren && i != first + 1) {
+    if g.iter()
+        .enumerate()
+        .any(|(i, gr)| gr.paren && i != first + 1)
+    {
         return None;
     }
     let mut national = rest.len() - cc;
@@ -398,7 +438,12 @@ const CURRENCY: &[char] = &['$', '€', '£', '¥', '₹', '₩', '₽', '¢', '
 /// The character ending just before byte `i`, decoded from UTF-8.
 fn char_before(b: &[u8], i: usize) -> Option<char> {
     let lo = i.saturating_sub(4);
-    (lo..i).find_map(|j| std::str::from_utf8(&b[j..i]).ok().and_then(|s| s.chars().next()).filter(|c| c.len_utf8() == i - j))
+    (lo..i).find_map(|j| {
+        std::str::from_utf8(&b[j..i])
+            .ok()
+            .and_then(|s| s.chars().next())
+            .filter(|c| c.len_utf8() == i - j)
+    })
 }
 
 fn left_ok(b: &[u8], s: usize, body: Option<Sep>) -> bool {
@@ -547,19 +592,34 @@ mod tests {
         assert_eq!(phones("phone=415-555-2671&x=1"), vec!["415-555-2671"]);
         assert_eq!(phones("\"415-555-2671\""), vec!["415-555-2671"]);
         assert_eq!(phones("(call 415-555-2671)"), vec!["415-555-2671"]);
-        assert_eq!(phones("电话：+86 138 1234 5678。"), vec!["+86 138 1234 5678"]);
+        assert_eq!(
+            phones("电话：+86 138 1234 5678。"),
+            vec!["+86 138 1234 5678"]
+        );
     }
 
     #[test]
     fn finds_several_phones_in_a_list() {
-        assert_eq!(phones("415-555-2671, 415-555-2672"), vec!["415-555-2671", "415-555-2672"]);
-        assert_eq!(phones("415-555-2671 415-555-2672"), vec!["415-555-2671", "415-555-2672"]);
-        assert_eq!(phones("+1 415 555 2671 or +44 20 7946 0958"), vec!["+1 415 555 2671", "+44 20 7946 0958"]);
+        assert_eq!(
+            phones("415-555-2671, 415-555-2672"),
+            vec!["415-555-2671", "415-555-2672"]
+        );
+        assert_eq!(
+            phones("415-555-2671 415-555-2672"),
+            vec!["415-555-2671", "415-555-2672"]
+        );
+        assert_eq!(
+            phones("+1 415 555 2671 or +44 20 7946 0958"),
+            vec!["+1 415 555 2671", "+44 20 7946 0958"]
+        );
     }
 
     #[test]
     fn a_long_digit_run_after_a_different_separator_does_not_hide_the_phone() {
-        assert_eq!(phones("415-555-2671 12345678901234567890"), vec!["415-555-2671"]);
+        assert_eq!(
+            phones("415-555-2671 12345678901234567890"),
+            vec!["415-555-2671"]
+        );
         assert!(phones("+12345678901234567890").is_empty());
     }
 
@@ -571,7 +631,12 @@ mod tests {
 
     #[test]
     fn rejects_plain_digit_runs_without_plus() {
-        for t in ["order 4155552671", "id 14155552671", "ref 020794609580", "9876543210"] {
+        for t in [
+            "order 4155552671",
+            "id 14155552671",
+            "ref 020794609580",
+            "9876543210",
+        ] {
             assert_not_phone(t);
         }
     }
@@ -595,28 +660,54 @@ mod tests {
 
     #[test]
     fn rejects_versions_and_ip_addresses() {
-        for t in ["1.2.3", "v10.4.1", "version 10.0.19045.3803", "192.168.100.200", "10.0.0.1", "2001:db8::1"] {
+        for t in [
+            "1.2.3",
+            "v10.4.1",
+            "version 10.0.19045.3803",
+            "192.168.100.200",
+            "10.0.0.1",
+            "2001:db8::1",
+        ] {
             assert_not_phone(t);
         }
     }
 
     #[test]
     fn rejects_arithmetic_and_ranges() {
-        for t in ["12 - 34 = 56", "3*4", "100 - 200", "1000-2000", "415 + 555 - 2671", "123456-234567", "10-20"] {
+        for t in [
+            "12 - 34 = 56",
+            "3*4",
+            "100 - 200",
+            "1000-2000",
+            "415 + 555 - 2671",
+            "123456-234567",
+            "10-20",
+        ] {
             assert_not_phone(t);
         }
     }
 
     #[test]
     fn rejects_prices() {
-        for t in ["$415 555 2671", "€ 415-555-2671", "£415.555.2671", "USD 1,234,567.89", "1 234 567 890"] {
+        for t in [
+            "$415 555 2671",
+            "€ 415-555-2671",
+            "£415.555.2671",
+            "USD 1,234,567.89",
+            "1 234 567 890",
+        ] {
             assert_not_phone(t);
         }
     }
 
     #[test]
     fn rejects_card_numbers() {
-        for t in ["4111 1111 1111 1111", "4111-1111-1111-1111", "+4111111111111111", "3782 822463 10005"] {
+        for t in [
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "+4111111111111111",
+            "3782 822463 10005",
+        ] {
             assert_not_phone(t);
         }
     }
@@ -669,7 +760,10 @@ mod tests {
             let s = c.to_string();
             for l in 1..s.len() {
                 let p: u16 = s[..l].parse().unwrap();
-                assert!(COUNTRY_CODES.binary_search(&p).is_err(), "{p} is a prefix of {c}");
+                assert!(
+                    COUNTRY_CODES.binary_search(&p).is_err(),
+                    "{p} is a prefix of {c}"
+                );
             }
         }
     }

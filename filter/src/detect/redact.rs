@@ -63,7 +63,10 @@ impl PseudonymKey {
         let mut hi = [0u8; 8];
         lo.copy_from_slice(&b[..8]);
         hi.copy_from_slice(&b[8..]);
-        PseudonymKey { k0: u64::from_le_bytes(lo), k1: u64::from_le_bytes(hi) }
+        PseudonymKey {
+            k0: u64::from_le_bytes(lo),
+            k1: u64::from_le_bytes(hi),
+        }
     }
 
     /// A 64-bit keyed hash of `data` (SipHash-2-4): a MAC for ids the
@@ -119,13 +122,24 @@ pub fn label(kind: DetectorKind) -> Cow<'static, str> {
 
 /// The replacement for `raw`, found by `kind`, in `style`. `key` is only
 /// used by [`RedactStyle::Pseudonym`].
-pub fn replacement(kind: DetectorKind, raw: &str, style: RedactStyle, key: &PseudonymKey) -> String {
+pub fn replacement(
+    kind: DetectorKind,
+    raw: &str,
+    style: RedactStyle,
+    key: &PseudonymKey,
+) -> String {
     replacement_with_label(&label(kind), kind, raw, style, key)
 }
 
 /// As [`replacement`], with the label chosen by the caller (a custom
 /// pattern's policy name, upper-cased by the caller if it likes).
-pub fn replacement_with_label(label: &str, kind: DetectorKind, raw: &str, style: RedactStyle, key: &PseudonymKey) -> String {
+pub fn replacement_with_label(
+    label: &str,
+    kind: DetectorKind,
+    raw: &str,
+    style: RedactStyle,
+    key: &PseudonymKey,
+) -> String {
     match style {
         RedactStyle::Label => format!("[{label}]"),
         RedactStyle::Pseudonym => pseudonym(label, kind, raw, key),
@@ -153,8 +167,15 @@ pub fn pseudonym(label: &str, kind: DetectorKind, raw: &str, key: &PseudonymKey)
 pub fn canonical(kind: DetectorKind, raw: &str) -> Cow<'_, str> {
     match kind {
         DetectorKind::Email | DetectorKind::Ipv6 => Cow::Owned(raw.to_ascii_lowercase()),
-        DetectorKind::Card | DetectorKind::Phone | DetectorKind::Ssn => Cow::Owned(raw.chars().filter(char::is_ascii_digit).collect()),
-        DetectorKind::Iban => Cow::Owned(raw.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase()),
+        DetectorKind::Card | DetectorKind::Phone | DetectorKind::Ssn => {
+            Cow::Owned(raw.chars().filter(char::is_ascii_digit).collect())
+        }
+        DetectorKind::Iban => Cow::Owned(
+            raw.chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_ascii_uppercase(),
+        ),
         _ => Cow::Borrowed(raw),
     }
 }
@@ -225,7 +246,12 @@ fn partial(kind: DetectorKind, raw: &str) -> Option<String> {
 /// SipHash-2-4 (Aumasson & Bernstein), written out so pseudonyms do not
 /// depend on std's unspecified `DefaultHasher` algorithm.
 pub fn siphash24(k0: u64, k1: u64, m: &[u8]) -> u64 {
-    let mut v = [k0 ^ 0x736f_6d65_7073_6575, k1 ^ 0x646f_7261_6e64_6f6d, k0 ^ 0x6c79_6765_6e65_7261, k1 ^ 0x7465_6462_7974_6573];
+    let mut v = [
+        k0 ^ 0x736f_6d65_7073_6575,
+        k1 ^ 0x646f_7261_6e64_6f6d,
+        k0 ^ 0x6c79_6765_6e65_7261,
+        k1 ^ 0x7465_6462_7974_6573,
+    ];
     #[inline(always)]
     fn round(v: &mut [u64; 4]) {
         v[0] = v[0].wrapping_add(v[1]);
@@ -283,26 +309,77 @@ mod tests {
 
     #[test]
     fn label_style_names_the_kind() {
-        assert_eq!(replacement(DetectorKind::Email, "a@b.co", RedactStyle::Label, &KEY), "[EMAIL]");
-        assert_eq!(replacement(DetectorKind::Card, "4111111111111111", RedactStyle::Label, &KEY), "[CARD]");
-        assert_eq!(replacement(DetectorKind::Ipv6, "::1", RedactStyle::Label, &KEY), "[IP]");
-        assert_eq!(replacement(DetectorKind::Custom(7), "x", RedactStyle::Label, &KEY), "[CUSTOM_7]");
-        assert_eq!(replacement_with_label("EMPLOYEE_ID", DetectorKind::Custom(7), "x", RedactStyle::Label, &KEY), "[EMPLOYEE_ID]");
+        assert_eq!(
+            replacement(DetectorKind::Email, "a@b.co", RedactStyle::Label, &KEY),
+            "[EMAIL]"
+        );
+        assert_eq!(
+            replacement(
+                DetectorKind::Card,
+                "4111111111111111",
+                RedactStyle::Label,
+                &KEY
+            ),
+            "[CARD]"
+        );
+        assert_eq!(
+            replacement(DetectorKind::Ipv6, "::1", RedactStyle::Label, &KEY),
+            "[IP]"
+        );
+        assert_eq!(
+            replacement(DetectorKind::Custom(7), "x", RedactStyle::Label, &KEY),
+            "[CUSTOM_7]"
+        );
+        assert_eq!(
+            replacement_with_label(
+                "EMPLOYEE_ID",
+                DetectorKind::Custom(7),
+                "x",
+                RedactStyle::Label,
+                &KEY
+            ),
+            "[EMPLOYEE_ID]"
+        );
     }
 
     #[test]
     fn partial_card_keeps_last_four_and_separators() {
-        assert_eq!(replacement(DetectorKind::Card, "4111 1111 1111 1234", RedactStyle::Partial, &KEY), "**** **** **** 1234");
-        assert_eq!(replacement(DetectorKind::Card, "4111111111111234", RedactStyle::Partial, &KEY), "************1234");
+        assert_eq!(
+            replacement(
+                DetectorKind::Card,
+                "4111 1111 1111 1234",
+                RedactStyle::Partial,
+                &KEY
+            ),
+            "**** **** **** 1234"
+        );
+        assert_eq!(
+            replacement(
+                DetectorKind::Card,
+                "4111111111111234",
+                RedactStyle::Partial,
+                &KEY
+            ),
+            "************1234"
+        );
     }
 
     #[test]
     fn partial_phone_ssn_email_iban_ip() {
         let p = |k, r| replacement(k, r, RedactStyle::Partial, &KEY);
-        assert_eq!(p(DetectorKind::Phone, "+1 (415) 555-2671"), "+* (***) ***-**71");
+        assert_eq!(
+            p(DetectorKind::Phone, "+1 (415) 555-2671"),
+            "+* (***) ***-**71"
+        );
         assert_eq!(p(DetectorKind::Ssn, "123-45-6789"), "***-**-6789");
-        assert_eq!(p(DetectorKind::Email, "john.doe@example.com"), "j***@example.com");
-        assert_eq!(p(DetectorKind::Iban, "DE89 3704 0044 0532 0130 00"), "DE** **** **** **** **30 00");
+        assert_eq!(
+            p(DetectorKind::Email, "john.doe@example.com"),
+            "j***@example.com"
+        );
+        assert_eq!(
+            p(DetectorKind::Iban, "DE89 3704 0044 0532 0130 00"),
+            "DE** **** **** **** **30 00"
+        );
         assert_eq!(p(DetectorKind::Ipv4, "192.168.1.10"), "192.168.*.*");
         assert_eq!(p(DetectorKind::Ipv6, "2001:db8::1"), "2001:db8:*");
     }
@@ -310,37 +387,75 @@ mod tests {
     #[test]
     fn partial_secrets_keep_the_public_prefix() {
         let p = |k, r| replacement(k, r, RedactStyle::Partial, &KEY);
-        assert_eq!(p(DetectorKind::OpenAiKey, "sk-proj-Ab3dEf6hIj9kLm2nOp5q"), "sk-proj-***");
-        assert_eq!(p(DetectorKind::StripeKey, "sk_live_4eC39HqLyjWDarjtT1zdp7dc"), "sk_live_***");
+        assert_eq!(
+            p(DetectorKind::OpenAiKey, "sk-proj-Ab3dEf6hIj9kLm2nOp5q"),
+            "sk-proj-***"
+        );
+        assert_eq!(
+            p(DetectorKind::StripeKey, "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+            "sk_live_***"
+        );
     }
 
     #[test]
     fn partial_falls_back_to_the_label_when_nothing_is_safe_to_keep() {
         let p = |k, r| replacement(k, r, RedactStyle::Partial, &KEY);
-        assert_eq!(p(DetectorKind::SecretAssignment, "Xk9#mQ2$vL7pR4tW"), "[SECRET]");
-        assert_eq!(p(DetectorKind::PrivateKey, "-----BEGIN PRIVATE KEY-----\nAAAA"), "[PRIVATE_KEY]");
+        assert_eq!(
+            p(DetectorKind::SecretAssignment, "Xk9#mQ2$vL7pR4tW"),
+            "[SECRET]"
+        );
+        assert_eq!(
+            p(
+                DetectorKind::PrivateKey,
+                "-----BEGIN PRIVATE KEY-----\nAAAA"
+            ),
+            "[PRIVATE_KEY]"
+        );
         assert_eq!(p(DetectorKind::Card, "123"), "[CARD]");
     }
 
     #[test]
     fn pseudonym_is_stable_for_one_value_in_one_stream() {
-        let a = replacement(DetectorKind::Email, "jane@example.com", RedactStyle::Pseudonym, &KEY);
-        let b = replacement(DetectorKind::Email, "jane@example.com", RedactStyle::Pseudonym, &KEY);
+        let a = replacement(
+            DetectorKind::Email,
+            "jane@example.com",
+            RedactStyle::Pseudonym,
+            &KEY,
+        );
+        let b = replacement(
+            DetectorKind::Email,
+            "jane@example.com",
+            RedactStyle::Pseudonym,
+            &KEY,
+        );
         assert_eq!(a, b);
-        assert!(a.starts_with("[EMAIL_") && a.ends_with(']') && a.len() == "[EMAIL_]".len() + 6, "{a}");
+        assert!(
+            a.starts_with("[EMAIL_") && a.ends_with(']') && a.len() == "[EMAIL_]".len() + 6,
+            "{a}"
+        );
     }
 
     #[test]
     fn pseudonym_ignores_formatting_variants() {
         let p = |k, r| replacement(k, r, RedactStyle::Pseudonym, &KEY);
-        assert_eq!(p(DetectorKind::Email, "Jane@Example.com"), p(DetectorKind::Email, "jane@example.com"));
-        assert_eq!(p(DetectorKind::Card, "4111 1111 1111 1111"), p(DetectorKind::Card, "4111-1111-1111-1111"));
-        assert_eq!(p(DetectorKind::Iban, "DE89 3704 0044 0532 0130 00"), p(DetectorKind::Iban, "DE89370400440532013000"));
+        assert_eq!(
+            p(DetectorKind::Email, "Jane@Example.com"),
+            p(DetectorKind::Email, "jane@example.com")
+        );
+        assert_eq!(
+            p(DetectorKind::Card, "4111 1111 1111 1111"),
+            p(DetectorKind::Card, "4111-1111-1111-1111")
+        );
+        assert_eq!(
+            p(DetectorKind::Iban, "DE89 3704 0044 0532 0130 00"),
+            p(DetectorKind::Iban, "DE89370400440532013000")
+        );
     }
 
     #[test]
     fn pseudonym_differs_between_values_and_between_streams() {
-        let p = |r, k: &PseudonymKey| replacement(DetectorKind::Email, r, RedactStyle::Pseudonym, k);
+        let p =
+            |r, k: &PseudonymKey| replacement(DetectorKind::Email, r, RedactStyle::Pseudonym, k);
         assert_ne!(p("jane@example.com", &KEY), p("john@example.com", &KEY));
         let secret = PseudonymKey::new(42, 43);
         let s1 = PseudonymKey::derive(&secret, b"req-1");
@@ -361,11 +476,18 @@ mod tests {
             (DetectorKind::Iban, "DE89 3704 0044 0532 0130 00"),
             (DetectorKind::Ipv4, "192.168.1.10"),
             (DetectorKind::Ipv6, "2001:db8::1"),
-            (DetectorKind::OpenAiKey, "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w"),
+            (
+                DetectorKind::OpenAiKey,
+                "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1w",
+            ),
             (DetectorKind::AwsAccessKey, "AKIAIOSFODNN7EXAMPLE"),
         ];
         for (kind, raw) in values {
-            for style in [RedactStyle::Label, RedactStyle::Partial, RedactStyle::Pseudonym] {
+            for style in [
+                RedactStyle::Label,
+                RedactStyle::Partial,
+                RedactStyle::Pseudonym,
+            ] {
                 let text = format!("value: {} end", replacement(kind, raw, style, &KEY));
                 let mut out = Vec::new();
                 scan_structured(&text, &StructuredSet::all(), &mut out);
@@ -376,19 +498,33 @@ mod tests {
 
     #[test]
     fn pseudonym_never_contains_the_value() {
-        let r = replacement(DetectorKind::Ssn, "123-45-6789", RedactStyle::Pseudonym, &KEY);
+        let r = replacement(
+            DetectorKind::Ssn,
+            "123-45-6789",
+            RedactStyle::Pseudonym,
+            &KEY,
+        );
         assert!(!r.contains("6789"));
     }
 
     #[test]
     fn style_deserializes_from_lowercase_names() {
-        assert_eq!(serde_json::from_str::<RedactStyle>("\"pseudonym\"").unwrap(), RedactStyle::Pseudonym);
-        assert_eq!(serde_json::from_str::<RedactStyle>("\"label\"").unwrap(), RedactStyle::Label);
+        assert_eq!(
+            serde_json::from_str::<RedactStyle>("\"pseudonym\"").unwrap(),
+            RedactStyle::Pseudonym
+        );
+        assert_eq!(
+            serde_json::from_str::<RedactStyle>("\"label\"").unwrap(),
+            RedactStyle::Label
+        );
         assert_eq!(RedactStyle::default(), RedactStyle::Label);
     }
 
     #[test]
     fn key_debug_does_not_print_the_key() {
-        assert_eq!(format!("{:?}", PseudonymKey::new(1234, 5678)), "PseudonymKey(..)");
+        assert_eq!(
+            format!("{:?}", PseudonymKey::new(1234, 5678)),
+            "PseudonymKey(..)"
+        );
     }
 }

@@ -156,7 +156,11 @@ fn scan_tokens(b: &[u8], on: &StructuredSet, out: &mut Vec<Match>) {
         };
         if let Some((kind, s, e)) = hit {
             if s >= floor && on.contains(kind) {
-                out.push(Match { detector: kind, start: s, end: e });
+                out.push(Match {
+                    detector: kind,
+                    start: s,
+                    end: e,
+                });
                 floor = e;
                 i = e;
             }
@@ -216,7 +220,10 @@ fn at_underscore(b: &[u8], p: usize) -> Option<Hit> {
         return None;
     }
     // sk_live_ rk_live_ pk_live_ (and _test_)
-    if p >= 2 && matches!(&b[p - 2..p], b"sk" | b"rk" | b"pk") && (b[p + 1..].starts_with(b"live_") || b[p + 1..].starts_with(b"test_")) {
+    if p >= 2
+        && matches!(&b[p - 2..p], b"sk" | b"rk" | b"pk")
+        && (b[p + 1..].starts_with(b"live_") || b[p + 1..].starts_with(b"test_"))
+    {
         let s = p - 2;
         let e = run_end(b, p + 6, STRIPE_MAX_SPAN, is_alnum);
         if left_free(b, s) && e - (p + 6) >= 10 && e - s <= STRIPE_MAX_SPAN && right_free(b, e) {
@@ -269,13 +276,22 @@ fn at_dash(b: &[u8], p: usize) -> Option<Hit> {
         // (`sk-learn-compatible-2024`) must also mix case to count.
         let digit = v.iter().any(u8::is_ascii_digit);
         let letter = v.iter().any(u8::is_ascii_alphabetic);
-        let mixed_case = v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase);
-        if v.len() >= 20 && digit && letter && (mixed_case || !v.contains(&b'-')) && !placeholder_run(v) {
+        let mixed_case =
+            v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase);
+        if v.len() >= 20
+            && digit
+            && letter
+            && (mixed_case || !v.contains(&b'-'))
+            && !placeholder_run(v)
+        {
             return Some((DetectorKind::OpenAiKey, s, e));
         }
         return None;
     }
-    if p >= 4 && &b[p - 4..p - 1] == b"xox" && matches!(b[p - 1], b'a' | b'b' | b'p' | b'r' | b's' | b'e') {
+    if p >= 4
+        && &b[p - 4..p - 1] == b"xox"
+        && matches!(b[p - 1], b'a' | b'b' | b'p' | b'r' | b's' | b'e')
+    {
         let s = p - 4;
         let mut e = run_end(b, p + 1, SLACK_MAX_SPAN, |c| is_alnum(c) || c == b'-');
         if e - s > SLACK_MAX_SPAN || !left_free(b, s) || !right_free(b, e) {
@@ -306,7 +322,11 @@ fn at_capital_a(b: &[u8], p: usize) -> Option<Hit> {
     if AWS_PREFIXES.iter().any(|x| &x[..] == head) {
         let e = p + AWS_MAX_SPAN;
         let body = b.get(p + 4..e)?;
-        if body.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) && right_free(b, e) {
+        if body
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && right_free(b, e)
+        {
             return Some((DetectorKind::AwsAccessKey, p, e));
         }
     }
@@ -320,7 +340,8 @@ fn placeholder_run(v: &[u8]) -> bool {
 
 fn is_private_label(l: &[u8]) -> bool {
     (l.ends_with(b"PRIVATE KEY") || l.ends_with(b"PRIVATE KEY BLOCK"))
-        && l.iter().all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b' ')
+        && l.iter()
+            .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b' ')
 }
 
 #[inline]
@@ -409,7 +430,11 @@ fn scan_jwts(b: &[u8], out: &mut Vec<Match>) {
             continue;
         }
         if let Some(e) = jwt_at(b, s) {
-            out.push(Match { detector: DetectorKind::Jwt, start: s, end: e });
+            out.push(Match {
+                detector: DetectorKind::Jwt,
+                start: s,
+                end: e,
+            });
             floor = e;
         }
     }
@@ -427,7 +452,10 @@ pub(crate) fn b64url_decode(s: &[u8]) -> Option<Vec<u8>> {
             _ => return None,
         } as u32)
     }
-    let s = s.strip_suffix(b"==").or_else(|| s.strip_suffix(b"=")).unwrap_or(s);
+    let s = s
+        .strip_suffix(b"==")
+        .or_else(|| s.strip_suffix(b"="))
+        .unwrap_or(s);
     if s.len() % 4 == 1 {
         return None;
     }
@@ -529,7 +557,11 @@ fn scan_assignments(b: &[u8], out: &mut Vec<Match>) {
         }
         if let Some((s, e)) = assignment_at(b, op) {
             if s >= floor {
-                out.push(Match { detector: DetectorKind::SecretAssignment, start: s, end: e });
+                out.push(Match {
+                    detector: DetectorKind::SecretAssignment,
+                    start: s,
+                    end: e,
+                });
                 floor = e;
             }
         }
@@ -543,11 +575,18 @@ fn is_key_char(c: u8) -> bool {
 
 #[inline]
 fn is_unquoted_value(c: u8) -> bool {
-    (0x21..0x7f).contains(&c) && !matches!(c, b'"' | b'\'' | b'`' | b',' | b';' | b'&' | b')' | b']' | b'}' | b'<' | b'>')
+    (0x21..0x7f).contains(&c)
+        && !matches!(
+            c,
+            b'"' | b'\'' | b'`' | b',' | b';' | b'&' | b')' | b']' | b'}' | b'<' | b'>'
+        )
 }
 
 fn find_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    hay.len() >= needle.len()
+        && hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn starts_ci(hay: &[u8], p: &[u8]) -> bool {
@@ -579,11 +618,53 @@ const KEY_EXACT: &[&[u8]] = &[b"pwd", b"pass", b"pw", b"auth", b"key", b"bearer"
 
 /// Normalised key endings that make the value metadata about a secret.
 const KEY_META_SUFFIXES: &[&[u8]] = &[
-    b"count", b"tokens", b"type", b"url", b"uri", b"endpoint", b"limit", b"length", b"len", b"expiry", b"expires",
-    b"expiresat", b"expiresin", b"expiration", b"ttl", b"policy", b"file", b"path", b"dir", b"name", b"hint",
-    b"usage", b"size", b"format", b"field", b"header", b"id", b"ids", b"hash", b"sha", b"digest", b"checksum",
-    b"fingerprint", b"prefix", b"enabled", b"required", b"min", b"max", b"version", b"label", b"description",
-    b"placeholder", b"env", b"var", b"location", b"ref", b"arn",
+    b"count",
+    b"tokens",
+    b"type",
+    b"url",
+    b"uri",
+    b"endpoint",
+    b"limit",
+    b"length",
+    b"len",
+    b"expiry",
+    b"expires",
+    b"expiresat",
+    b"expiresin",
+    b"expiration",
+    b"ttl",
+    b"policy",
+    b"file",
+    b"path",
+    b"dir",
+    b"name",
+    b"hint",
+    b"usage",
+    b"size",
+    b"format",
+    b"field",
+    b"header",
+    b"id",
+    b"ids",
+    b"hash",
+    b"sha",
+    b"digest",
+    b"checksum",
+    b"fingerprint",
+    b"prefix",
+    b"enabled",
+    b"required",
+    b"min",
+    b"max",
+    b"version",
+    b"label",
+    b"description",
+    b"placeholder",
+    b"env",
+    b"var",
+    b"location",
+    b"ref",
+    b"arn",
 ];
 
 /// Whether `key` names a secret (see the module documentation).
@@ -598,10 +679,13 @@ pub fn key_names_secret(key: &[u8]) -> bool {
         n += 1;
     }
     let k = &norm[..n];
-    if !(KEY_EXACT.iter().any(|x| bytes_eq(k, x)) || KEY_WORDS.iter().any(|w| bytes_contain(k, w))) {
+    if !(KEY_EXACT.iter().any(|x| bytes_eq(k, x)) || KEY_WORDS.iter().any(|w| bytes_contain(k, w)))
+    {
         return false;
     }
-    !KEY_META_SUFFIXES.iter().any(|s| k.len() > s.len() && bytes_eq(&k[k.len() - s.len()..], s))
+    !KEY_META_SUFFIXES
+        .iter()
+        .any(|s| k.len() > s.len() && bytes_eq(&k[k.len() - s.len()..], s))
 }
 
 // Keys and keywords are a few bytes long: a byte loop beats a call to
@@ -613,16 +697,58 @@ fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[inline]
 fn bytes_contain(hay: &[u8], needle: &[u8]) -> bool {
-    needle.len() <= hay.len() && (0..=hay.len() - needle.len()).any(|i| hay[i] == needle[0] && bytes_eq(&hay[i..i + needle.len()], needle))
+    needle.len() <= hay.len()
+        && (0..=hay.len() - needle.len())
+            .any(|i| hay[i] == needle[0] && bytes_eq(&hay[i..i + needle.len()], needle))
 }
 
 /// Values that are placeholders or words, never secrets.
 const STOP_VALUES: &[&[u8]] = &[
-    b"true", b"false", b"null", b"none", b"nil", b"undefined", b"required", b"optional", b"password", b"secret",
-    b"token", b"redacted", b"placeholder", b"hidden", b"string", b"example", b"default", b"string.empty",
+    b"true",
+    b"false",
+    b"null",
+    b"none",
+    b"nil",
+    b"undefined",
+    b"required",
+    b"optional",
+    b"password",
+    b"secret",
+    b"token",
+    b"redacted",
+    b"placeholder",
+    b"hidden",
+    b"string",
+    b"example",
+    b"default",
+    b"string.empty",
 ];
-const PLACEHOLDER_PREFIXES: &[&[u8]] = &[b"your", b"<", b"${", b"{{", b"$(", b"%(", b"%{", b"xxx", b"***", b"...", b"changeme", b"$"];
-const PLACEHOLDER_INNER: &[&[u8]] = &[b"xxxx", b"****", b"...", b"${", b"{{", b"://", b"<", b">", b"(", b"\xe2\x80\xa6"];
+const PLACEHOLDER_PREFIXES: &[&[u8]] = &[
+    b"your",
+    b"<",
+    b"${",
+    b"{{",
+    b"$(",
+    b"%(",
+    b"%{",
+    b"xxx",
+    b"***",
+    b"...",
+    b"changeme",
+    b"$",
+];
+const PLACEHOLDER_INNER: &[&[u8]] = &[
+    b"xxxx",
+    b"****",
+    b"...",
+    b"${",
+    b"{{",
+    b"://",
+    b"<",
+    b">",
+    b"(",
+    b"\xe2\x80\xa6",
+];
 
 /// Shannon entropy of `v` in bits per byte.
 pub fn shannon_entropy(v: &[u8]) -> f64 {
@@ -646,14 +772,22 @@ pub fn shannon_entropy(v: &[u8]) -> f64 {
 
 fn is_uuid(v: &[u8]) -> bool {
     v.len() == 36
-        && v.iter().enumerate().all(|(i, &c)| if matches!(i, 8 | 13 | 18 | 23) { c == b'-' } else { c.is_ascii_hexdigit() })
+        && v.iter().enumerate().all(|(i, &c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
 /// Whether an assignment value looks like a real secret (see the module
 /// documentation for the rules).
 pub fn value_looks_secret(v: &[u8]) -> bool {
     let len = v.len();
-    if !(ASSIGNMENT_MIN_LEN..=ASSIGNMENT_MAX_SPAN).contains(&len) || !v.iter().all(|c| (0x20..0x7f).contains(c)) {
+    if !(ASSIGNMENT_MIN_LEN..=ASSIGNMENT_MAX_SPAN).contains(&len)
+        || !v.iter().all(|c| (0x20..0x7f).contains(c))
+    {
         return false;
     }
     if STOP_VALUES.iter().any(|s| s.eq_ignore_ascii_case(v))
@@ -664,13 +798,21 @@ pub fn value_looks_secret(v: &[u8]) -> bool {
         return false;
     }
     // ENV_VAR_NAME
-    if v[0].is_ascii_uppercase() && v.contains(&b'_') && v.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_') {
+    if v[0].is_ascii_uppercase()
+        && v.contains(&b'_')
+        && v.iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+    {
         return false;
     }
     // dotted.identifier.path
     if v.contains(&b'.')
-        && v.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.'))
-        && v.split(|&c| c == b'.').all(|seg| seg.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_'))
+        && v.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.'))
+        && v.split(|&c| c == b'.').all(|seg| {
+            seg.first()
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        })
     {
         return false;
     }
@@ -678,12 +820,17 @@ pub fn value_looks_secret(v: &[u8]) -> bool {
     let upper = v.iter().any(u8::is_ascii_uppercase);
     let digit = v.iter().any(u8::is_ascii_digit);
     let symbol = v.iter().any(|c| !c.is_ascii_alphanumeric());
-    let classes = usize::from(lower) + usize::from(upper) + usize::from(digit) + usize::from(symbol);
+    let classes =
+        usize::from(lower) + usize::from(upper) + usize::from(digit) + usize::from(symbol);
     if classes < 2 || !(digit || classes >= 3) {
         return false;
     }
     let all_hex = v.iter().all(u8::is_ascii_hexdigit);
-    let floor = if len >= 16 && !all_hex { ENTROPY_MIN_LONG } else { ENTROPY_MIN_SHORT.min(0.9 * (len as f64).log2()) };
+    let floor = if len >= 16 && !all_hex {
+        ENTROPY_MIN_LONG
+    } else {
+        ENTROPY_MIN_SHORT.min(0.9 * (len as f64).log2())
+    };
     shannon_entropy(v) >= floor
 }
 
@@ -784,14 +931,28 @@ mod tests {
 
     #[test]
     fn finds_aws_access_key_ids() {
-        for k in ["AKIAIOSFODNN7EXAMPLE", "ASIAY34FZKBOKMUTVV7A", "AKIA2E0A8F3B244C9986"] {
-            assert_eq!(only(DetectorKind::AwsAccessKey, &format!("key={k}\n")), vec![k.to_string()], "{k}");
+        for k in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "ASIAY34FZKBOKMUTVV7A",
+            "AKIA2E0A8F3B244C9986",
+        ] {
+            assert_eq!(
+                only(DetectorKind::AwsAccessKey, &format!("key={k}\n")),
+                vec![k.to_string()],
+                "{k}"
+            );
         }
     }
 
     #[test]
     fn rejects_aws_lookalikes() {
-        for t in ["AKIAIOSFODNN7EXAMPL", "AKIAIOSFODNN7EXAMPLEX", "xAKIAIOSFODNN7EXAMPLE", "AKIAiosfodnn7example", "AKIDIOSFODNN7EXAMPLE"] {
+        for t in [
+            "AKIAIOSFODNN7EXAMPL",
+            "AKIAIOSFODNN7EXAMPLEX",
+            "xAKIAIOSFODNN7EXAMPLE",
+            "AKIAiosfodnn7example",
+            "AKIDIOSFODNN7EXAMPLE",
+        ] {
             assert!(only(DetectorKind::AwsAccessKey, t).is_empty(), "{t}");
         }
     }
@@ -800,10 +961,17 @@ mod tests {
     fn finds_github_tokens_of_every_prefix() {
         for p in ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"] {
             let t = format!("{p}{}", &GHP[4..]);
-            assert_eq!(only(DetectorKind::GithubToken, &format!("export GH_TOKEN={t}")), vec![t.clone()], "{t}");
+            assert_eq!(
+                only(DetectorKind::GithubToken, &format!("export GH_TOKEN={t}")),
+                vec![t.clone()],
+                "{t}"
+            );
         }
         let pat = "github_pat_11ABCDEFG0abcdefghijkl_mnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcd";
-        assert_eq!(only(DetectorKind::GithubToken, &format!("token: {pat}")), vec![pat]);
+        assert_eq!(
+            only(DetectorKind::GithubToken, &format!("token: {pat}")),
+            vec![pat]
+        );
     }
 
     #[test]
@@ -816,8 +984,16 @@ mod tests {
 
     #[test]
     fn finds_slack_tokens() {
-        for t in ["xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "xoxp-1234-5678-abcdef", "xoxe-1-abcdefghij123"] {
-            assert_eq!(only(DetectorKind::SlackToken, &format!("SLACK={t};")), vec![t.to_string()], "{t}");
+        for t in [
+            "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+            "xoxp-1234-5678-abcdef",
+            "xoxe-1-abcdefghij123",
+        ] {
+            assert_eq!(
+                only(DetectorKind::SlackToken, &format!("SLACK={t};")),
+                vec![t.to_string()],
+                "{t}"
+            );
         }
         assert!(only(DetectorKind::SlackToken, "xoxb-abcdefghijklmnop").is_empty());
         assert!(only(DetectorKind::SlackToken, "xoxz-123456789012").is_empty());
@@ -832,7 +1008,11 @@ mod tests {
             "sk-0123456789abcdef0123456789abcdef",
             "sk-abc123def456ghi789jkl012mno345pqr678",
         ] {
-            assert_eq!(only(DetectorKind::OpenAiKey, &format!("OPENAI_API_KEY=\"{k}\"")), vec![k.to_string()], "{k}");
+            assert_eq!(
+                only(DetectorKind::OpenAiKey, &format!("OPENAI_API_KEY=\"{k}\"")),
+                vec![k.to_string()],
+                "{k}"
+            );
         }
     }
 
@@ -853,15 +1033,31 @@ mod tests {
     #[test]
     fn finds_anthropic_keys_and_not_as_openai() {
         let k = "sk-ant-api03-Xy9_ab12CD34ef56GH78ij90KL12mn34OP56qr78ST90uv12WX34yz56-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AA";
-        assert_eq!(kind_of(&format!("ANTHROPIC_API_KEY={k}")), vec![(DetectorKind::AnthropicKey, k.to_string())]);
+        assert_eq!(
+            kind_of(&format!("ANTHROPIC_API_KEY={k}")),
+            vec![(DetectorKind::AnthropicKey, k.to_string())]
+        );
         assert!(only(DetectorKind::AnthropicKey, "sk-ant-").is_empty());
-        assert!(only(DetectorKind::AnthropicKey, "sk-ant-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx").is_empty());
+        assert!(only(
+            DetectorKind::AnthropicKey,
+            "sk-ant-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        )
+        .is_empty());
     }
 
     #[test]
     fn finds_stripe_live_and_test_keys() {
-        for k in ["sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_test_4eC39HqLyjWDarjtT1zdp7dc", "rk_live_51H8abcDEF0123456789", "pk_test_TYooMQauvdEDq54NiTphI7jx"] {
-            assert_eq!(only(DetectorKind::StripeKey, &format!("stripe.api_key = '{k}'")), vec![k.to_string()], "{k}");
+        for k in [
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+            "rk_live_51H8abcDEF0123456789",
+            "pk_test_TYooMQauvdEDq54NiTphI7jx",
+        ] {
+            assert_eq!(
+                only(DetectorKind::StripeKey, &format!("stripe.api_key = '{k}'")),
+                vec![k.to_string()],
+                "{k}"
+            );
         }
         assert!(only(DetectorKind::StripeKey, "sk_live_short").is_empty());
         assert!(only(DetectorKind::StripeKey, "ask_live_4eC39HqLyjWDarjtT1zdp7dc").is_empty());
@@ -871,7 +1067,10 @@ mod tests {
     fn finds_google_api_keys_of_exact_length() {
         let k = "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI";
         assert_eq!(k.len(), 39);
-        assert_eq!(only(DetectorKind::GoogleApiKey, &format!("?key={k}&q=1")), vec![k]);
+        assert_eq!(
+            only(DetectorKind::GoogleApiKey, &format!("?key={k}&q=1")),
+            vec![k]
+        );
         assert!(only(DetectorKind::GoogleApiKey, &format!("{k}X")).is_empty());
         assert!(only(DetectorKind::GoogleApiKey, &k[..38]).is_empty());
     }
@@ -880,23 +1079,45 @@ mod tests {
 
     #[test]
     fn finds_pem_private_key_blocks_of_each_flavour() {
-        for label in ["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "DSA PRIVATE KEY", "PGP PRIVATE KEY BLOCK"] {
+        for label in [
+            "RSA PRIVATE KEY",
+            "PRIVATE KEY",
+            "EC PRIVATE KEY",
+            "OPENSSH PRIVATE KEY",
+            "ENCRYPTED PRIVATE KEY",
+            "DSA PRIVATE KEY",
+            "PGP PRIVATE KEY BLOCK",
+        ] {
             let block = format!("-----BEGIN {label}-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n-----END {label}-----");
             let text = format!("here:\n{block}\nthanks");
-            assert_eq!(only(DetectorKind::PrivateKey, &text), vec![block.clone()], "{label}");
+            assert_eq!(
+                only(DetectorKind::PrivateKey, &text),
+                vec![block.clone()],
+                "{label}"
+            );
         }
     }
 
     #[test]
     fn finds_pem_block_with_escaped_newlines() {
         let block = PEM.replace('\n', "\\n");
-        assert_eq!(only(DetectorKind::PrivateKey, &format!("\"key\": \"{block}\"")), vec![block.clone()]);
+        assert_eq!(
+            only(DetectorKind::PrivateKey, &format!("\"key\": \"{block}\"")),
+            vec![block.clone()]
+        );
     }
 
     #[test]
     fn truncated_pem_block_covers_the_body_that_is_there() {
-        let cut = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7";
-        assert_eq!(only(DetectorKind::PrivateKey, &format!("{cut}\n\nand then prose.")), vec![cut]);
+        let cut =
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7";
+        assert_eq!(
+            only(
+                DetectorKind::PrivateKey,
+                &format!("{cut}\n\nand then prose.")
+            ),
+            vec![cut]
+        );
         assert_eq!(only(DetectorKind::PrivateKey, cut), vec![cut]);
     }
 
@@ -911,8 +1132,15 @@ mod tests {
 
     #[test]
     fn rejects_public_keys_and_certificates() {
-        for label in ["PUBLIC KEY", "CERTIFICATE", "RSA PUBLIC KEY", "CERTIFICATE REQUEST"] {
-            let t = format!("-----BEGIN {label}-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END {label}-----");
+        for label in [
+            "PUBLIC KEY",
+            "CERTIFICATE",
+            "RSA PUBLIC KEY",
+            "CERTIFICATE REQUEST",
+        ] {
+            let t = format!(
+                "-----BEGIN {label}-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END {label}-----"
+            );
             assert!(only(DetectorKind::PrivateKey, &t).is_empty(), "{label}");
         }
     }
@@ -922,15 +1150,30 @@ mod tests {
 
     #[test]
     fn finds_jwts_in_headers_json_and_prose() {
-        assert_eq!(only(DetectorKind::Jwt, &format!("Authorization: Bearer {JWT}")), vec![JWT]);
-        assert_eq!(only(DetectorKind::Jwt, &format!("{{\"id_token\":\"{JWT}\"}}")), vec![JWT]);
-        assert_eq!(only(DetectorKind::Jwt, &format!("token is {JWT}.")), vec![JWT]);
-        assert_eq!(only(DetectorKind::Jwt, &format!("?jwt={JWT}&x=1")), vec![JWT]);
+        assert_eq!(
+            only(DetectorKind::Jwt, &format!("Authorization: Bearer {JWT}")),
+            vec![JWT]
+        );
+        assert_eq!(
+            only(DetectorKind::Jwt, &format!("{{\"id_token\":\"{JWT}\"}}")),
+            vec![JWT]
+        );
+        assert_eq!(
+            only(DetectorKind::Jwt, &format!("token is {JWT}.")),
+            vec![JWT]
+        );
+        assert_eq!(
+            only(DetectorKind::Jwt, &format!("?jwt={JWT}&x=1")),
+            vec![JWT]
+        );
     }
 
     #[test]
     fn jwt_in_an_authorization_assignment_is_reported_as_jwt_only() {
-        assert_eq!(kind_of(&format!("Authorization: Bearer {JWT}")), vec![(DetectorKind::Jwt, JWT.to_string())]);
+        assert_eq!(
+            kind_of(&format!("Authorization: Bearer {JWT}")),
+            vec![(DetectorKind::Jwt, JWT.to_string())]
+        );
     }
 
     #[test]
@@ -975,7 +1218,10 @@ mod tests {
         const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut s = String::new();
         for c in data.chunks(3) {
-            let n = c.iter().enumerate().fold(0u32, |a, (i, &x)| a | (u32::from(x) << (16 - 8 * i)));
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |a, (i, &x)| a | (u32::from(x) << (16 - 8 * i)));
             for i in 0..=c.len() {
                 s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
             }
@@ -985,7 +1231,14 @@ mod tests {
 
     #[test]
     fn b64url_round_trips() {
-        for d in [&b""[..], b"f", b"fo", b"foo", b"foob", b"{\"alg\":\"HS256\"}"] {
+        for d in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foob",
+            b"{\"alg\":\"HS256\"}",
+        ] {
             assert_eq!(b64url_decode(b64url_encode(d).as_bytes()).unwrap(), d);
         }
         assert!(b64url_decode(b"abcde").is_none());
@@ -1019,7 +1272,10 @@ mod tests {
     #[test]
     fn finds_aws_secret_key_and_hex_api_keys_by_keyword() {
         let aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-        assert_eq!(assigned(&format!("aws_secret_access_key = {aws}")), vec![aws]);
+        assert_eq!(
+            assigned(&format!("aws_secret_access_key = {aws}")),
+            vec![aws]
+        );
         let hex = "d41d8cd98f00b204e9800998ecf8427e";
         assert_eq!(assigned(&format!("api_key: {hex}")), vec![hex]);
     }
@@ -1080,8 +1336,14 @@ mod tests {
     fn rejects_uuids_git_shas_and_digests_as_metadata() {
         assert!(assigned("token: 550e8400-e29b-41d4-a716-446655440000").is_empty());
         assert!(assigned("commit: 3f786850e387550fdab836ed7e6dc881de23001b").is_empty());
-        assert!(assigned("password_hash: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8").is_empty());
-        assert!(assigned("sha256 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8").is_empty());
+        assert!(assigned(
+            "password_hash: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+        )
+        .is_empty());
+        assert!(assigned(
+            "sha256 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+        )
+        .is_empty());
     }
 
     #[test]
@@ -1099,7 +1361,14 @@ mod tests {
 
     #[test]
     fn rejects_metadata_keys() {
-        for t in ["max_tokens: 4096", "token_type: Bearer", "prompt_tokens=1234", "secret_name: prod-db-pass-2024", "token_count: 12345678", "password_min_length: 12"] {
+        for t in [
+            "max_tokens: 4096",
+            "token_type: Bearer",
+            "prompt_tokens=1234",
+            "secret_name: prod-db-pass-2024",
+            "token_count: 12345678",
+            "password_min_length: 12",
+        ] {
             assert!(assigned(t).is_empty(), "{t}");
         }
     }
@@ -1107,17 +1376,42 @@ mod tests {
     #[test]
     fn rejects_comparisons_and_paths() {
         let v = "Xk9#mQ2$vL7pR4tW";
-        for t in [format!("if password == \"{v}\""), format!("password != {v}"), format!("std::token::{v}"), format!("token <= {v}")] {
+        for t in [
+            format!("if password == \"{v}\""),
+            format!("password != {v}"),
+            format!("std::token::{v}"),
+            format!("token <= {v}"),
+        ] {
             assert!(assigned(&t).is_empty(), "{t}");
         }
     }
 
     #[test]
     fn key_names_secret_normalises_case_and_separators() {
-        for k in ["password", "DB_PASSWORD", "apiKey", "api-key", "x-api-key", "client.secret", "GITHUB_TOKEN", "pwd", "AccessKey", "auth"] {
+        for k in [
+            "password",
+            "DB_PASSWORD",
+            "apiKey",
+            "api-key",
+            "x-api-key",
+            "client.secret",
+            "GITHUB_TOKEN",
+            "pwd",
+            "AccessKey",
+            "auth",
+        ] {
             assert!(key_names_secret(k.as_bytes()), "{k}");
         }
-        for k in ["username", "max_tokens", "token_type", "keyboard", "monkey", "bypass", "password_hash", "passenger"] {
+        for k in [
+            "username",
+            "max_tokens",
+            "token_type",
+            "keyboard",
+            "monkey",
+            "bypass",
+            "password_hash",
+            "passenger",
+        ] {
             assert!(!key_names_secret(k.as_bytes()), "{k}");
         }
     }

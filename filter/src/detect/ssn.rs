@@ -24,10 +24,22 @@ pub const MAX_SPAN: usize = 11;
 pub const KEYWORD_WINDOW: usize = 32;
 
 /// The keyword window on the left; a separator and a digit on the right.
-pub const CONTEXT: Context = Context { left: KEYWORD_WINDOW, right: 2 };
+pub const CONTEXT: Context = Context {
+    left: KEYWORD_WINDOW,
+    right: 2,
+};
 
 /// Lower-case keywords that license a bare nine-digit run.
-const KEYWORDS: &[&[u8]] = &[b"ssn", b"social security", b"social sec", b"soc sec", b"soc. sec", b"ss#", b"ss #", b"ss no"];
+const KEYWORDS: &[&[u8]] = &[
+    b"ssn",
+    b"social security",
+    b"social sec",
+    b"soc sec",
+    b"soc. sec",
+    b"ss#",
+    b"ss #",
+    b"ss no",
+];
 
 /// Numbers the SSA voided after they appeared in advertising and specimens.
 const VOIDED: &[[u16; 3]] = &[[78, 5, 1120], [219, 9, 9999]];
@@ -93,17 +105,27 @@ fn ssn_at(b: &[u8], s: usize) -> Option<usize> {
     // Left: not glued to a word, not the tail of a punctuated number.
     match back(b, s, 1) {
         Some(c) if is_word(c) => return None,
-        Some(b'.' | b',' | b'-' | b'/' | b':' | b'+') if back(b, s, 2).is_some_and(|c| c.is_ascii_digit()) => {
+        Some(b'.' | b',' | b'-' | b'/' | b':' | b'+')
+            if back(b, s, 2).is_some_and(|c| c.is_ascii_digit()) =>
+        {
             return None
         }
-        Some(b' ') if sep == Some(b' ') && back(b, s, 2).is_some_and(|c| c.is_ascii_digit()) => return None,
+        Some(b' ') if sep == Some(b' ') && back(b, s, 2).is_some_and(|c| c.is_ascii_digit()) => {
+            return None
+        }
         _ => {}
     }
     // Right: not glued, not followed by more of the same number.
     match b.get(end) {
         Some(&c) if is_word(c) => return None,
-        Some(b'.' | b',' | b'-' | b'/' | b':') if b.get(end + 1).is_some_and(u8::is_ascii_digit) => return None,
-        Some(b' ') if sep == Some(b' ') && b.get(end + 1).is_some_and(u8::is_ascii_digit) => return None,
+        Some(b'.' | b',' | b'-' | b'/' | b':')
+            if b.get(end + 1).is_some_and(u8::is_ascii_digit) =>
+        {
+            return None
+        }
+        Some(b' ') if sep == Some(b' ') && b.get(end + 1).is_some_and(u8::is_ascii_digit) => {
+            return None
+        }
         _ => {}
     }
     Some(end)
@@ -181,14 +203,28 @@ mod tests {
 
     #[test]
     fn rejects_mixed_separators_and_wrong_grouping() {
-        for t in ["123-45 6789", "123 45-6789", "12-345-6789", "1234-56-789", "123--45-6789", "123.45.6789"] {
+        for t in [
+            "123-45 6789",
+            "123 45-6789",
+            "12-345-6789",
+            "1234-56-789",
+            "123--45-6789",
+            "123.45.6789",
+        ] {
             assert!(ssns(t).is_empty(), "{t}");
         }
     }
 
     #[test]
     fn rejects_numbers_embedded_in_longer_runs() {
-        for t in ["9123-45-6789", "123-45-67890", "1-123-45-6789", "123-45-6789-1", "a123-45-6789", "123-45-6789b"] {
+        for t in [
+            "9123-45-6789",
+            "123-45-67890",
+            "1-123-45-6789",
+            "123-45-6789-1",
+            "a123-45-6789",
+            "123-45-6789b",
+        ] {
             assert!(ssns(t).is_empty(), "{t}");
         }
         assert!(ssns("5 123 45 6789").is_empty());

@@ -234,7 +234,8 @@ impl Engine {
         let mut edits: Vec<(Locator, String)> = Vec::new();
         let mut blocked = false;
         for segment in &view.segments {
-            let (redacted, blocks) = self.redact_prompt(&spans, &segment.text, &mut verdict.findings);
+            let (redacted, blocks) =
+                self.redact_prompt(&spans, &segment.text, &mut verdict.findings);
             blocked |= blocks;
             if redacted.changed && !blocked {
                 edits.push((segment.locator, redacted.text));
@@ -270,7 +271,11 @@ impl Engine {
                             },
                             action,
                             // A suspect prompt is an unusual pattern (P3), not a jailbreak.
-                            severity: if block { rule.severity } else { rule.severity.max(crate::finding::Severity::P3) },
+                            severity: if block {
+                                rule.severity
+                            } else {
+                                rule.severity.max(crate::finding::Severity::P3)
+                            },
                             ..rule.finding(
                                 start,
                                 end,

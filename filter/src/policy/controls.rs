@@ -99,7 +99,10 @@ pub struct ScopeMatch {
 
 impl ScopeMatch {
     pub fn is_global(&self) -> bool {
-        self.tenant.is_none() && self.region.is_none() && self.route.is_none() && self.model.is_none()
+        self.tenant.is_none()
+            && self.region.is_none()
+            && self.route.is_none()
+            && self.model.is_none()
     }
 
     /// A short label for events: `tenant=acme,route=hiring` or `global`.
@@ -265,7 +268,12 @@ impl Default for BreakerPolicy {
             cooldown_secs: 30,
             probes: 3,
             close_after: 3,
-            scopes: vec![ScopeKind::Global, ScopeKind::Route, ScopeKind::Tenant, ScopeKind::Model],
+            scopes: vec![
+                ScopeKind::Global,
+                ScopeKind::Route,
+                ScopeKind::Tenant,
+                ScopeKind::Model,
+            ],
             errors: vec![ErrorKind::Upstream5xx, ErrorKind::UpstreamTimeout],
         }
     }
@@ -587,14 +595,16 @@ impl ControlsPolicy {
         if self.level == Level::ScopedStop {
             return err(
                 "level",
-                "scoped_stop applies to scopes; list them in controls.scopes, or use global_stop".into(),
+                "scoped_stop applies to scopes; list them in controls.scopes, or use global_stop"
+                    .into(),
             );
         }
         for (i, s) in self.scopes.iter().enumerate() {
             if s.scope.is_global() {
                 return err(
                     &format!("scopes[{i}]"),
-                    "names no tenant, region, route or model (use controls.level for everyone)".into(),
+                    "names no tenant, region, route or model (use controls.level for everyone)"
+                        .into(),
                 );
             }
             if s.level == Level::GlobalStop {
@@ -613,7 +623,10 @@ impl ControlsPolicy {
         }
         let b = &self.breaker;
         if !(b.error_rate > 0.0 && b.error_rate <= 1.0) {
-            return err("breaker.error_rate", format!("must be in (0, 1] (got {})", b.error_rate));
+            return err(
+                "breaker.error_rate",
+                format!("must be in (0, 1] (got {})", b.error_rate),
+            );
         }
         if b.probes == 0 {
             return err("breaker.probes", "must be at least 1".into());
@@ -629,10 +642,16 @@ impl ControlsPolicy {
         }
         let a = &self.anomaly;
         if !(a.factor > 1.0 && a.factor.is_finite()) {
-            return err("anomaly.factor", format!("must be greater than 1 (got {})", a.factor));
+            return err(
+                "anomaly.factor",
+                format!("must be greater than 1 (got {})", a.factor),
+            );
         }
         if !(a.alpha > 0.0 && a.alpha <= 1.0) {
-            return err("anomaly.alpha", format!("must be in (0, 1] (got {})", a.alpha));
+            return err(
+                "anomaly.alpha",
+                format!("must be in (0, 1] (got {})", a.alpha),
+            );
         }
         if !(a.floor_rate >= 0.0 && a.floor_rate.is_finite()) {
             return err("anomaly.floor_rate", "must be zero or positive".into());
@@ -641,7 +660,8 @@ impl ControlsPolicy {
             if matches!(level, Level::GlobalStop | Level::ScopedStop) {
                 return err(
                     &format!("anomaly.trip.{}", signal.name()),
-                    "an anomaly may trip shed, breaker, degrade or shadow; stops are for operators".into(),
+                    "an anomaly may trip shed, breaker, degrade or shadow; stops are for operators"
+                        .into(),
                 );
             }
         }
@@ -652,7 +672,10 @@ impl ControlsPolicy {
         }
         if let Some(header) = &self.degrade.header {
             if !super::is_header_name(header) {
-                return err("degrade.header", format!("{header:?} is not a lower-case HTTP header name"));
+                return err(
+                    "degrade.header",
+                    format!("{header:?} is not a lower-case HTTP header name"),
+                );
             }
         }
         if let Some(header) = &self.feedback.client_header {
@@ -666,9 +689,13 @@ impl ControlsPolicy {
         if !(1..=1024).contains(&self.max_scopes_per_kind) {
             return err("max_scopes_per_kind", "must be between 1 and 1024".into());
         }
-        for (name, target) in [("verification", &self.verification), ("shadow", &self.shadow)] {
+        for (name, target) in [
+            ("verification", &self.verification),
+            ("shadow", &self.shadow),
+        ] {
             if let Some(t) = target {
-                t.validate().map_err(|e| e.within(&format!("controls.{name}")))?;
+                t.validate()
+                    .map_err(|e| e.within(&format!("controls.{name}")))?;
             }
         }
         if self.shadow.is_none() && self.uses(Level::Shadow) {
@@ -694,7 +721,10 @@ impl CallTarget {
             return Err(PolicyError::new("cluster", "must name an Envoy cluster"));
         }
         if !self.path.starts_with('/') {
-            return Err(PolicyError::new("path", format!("must start with '/' (got {:?})", self.path)));
+            return Err(PolicyError::new(
+                "path",
+                format!("must start with '/' (got {:?})", self.path),
+            ));
         }
         Ok(())
     }
@@ -727,7 +757,10 @@ impl AlertPolicy {
                 if !ALERT_FIELDS.contains(&field) {
                     return Err(PolicyError::new(
                         "alerts.template",
-                        format!("unknown placeholder {{{{{field}}}}} (expected one of: {})", ALERT_FIELDS.join(", ")),
+                        format!(
+                            "unknown placeholder {{{{{field}}}}} (expected one of: {})",
+                            ALERT_FIELDS.join(", ")
+                        ),
                     ));
                 }
                 rest = &after[close + 2..];
@@ -789,7 +822,10 @@ mod tests {
     #[test]
     fn an_unknown_level_names_the_choices() {
         let e = err(r#"{"controls": {"level": "panic"}}"#);
-        assert!(e.starts_with("controls.level: unknown variant `panic`"), "{e}");
+        assert!(
+            e.starts_with("controls.level: unknown variant `panic`"),
+            "{e}"
+        );
         assert!(e.contains("global_stop"), "{e}");
     }
 
@@ -807,8 +843,10 @@ mod tests {
     fn a_scope_without_a_selector_or_with_global_stop_is_rejected() {
         assert!(err(r#"{"controls": {"scopes": [{"level": "shed"}]}}"#)
             .starts_with("controls.scopes[0]: names no tenant"));
-        assert!(err(r#"{"controls": {"scopes": [{"route": "x", "level": "global_stop"}]}}"#)
-            .starts_with("controls.scopes[0].level: global_stop is for controls.level"));
+        assert!(
+            err(r#"{"controls": {"scopes": [{"route": "x", "level": "global_stop"}]}}"#)
+                .starts_with("controls.scopes[0].level: global_stop is for controls.level")
+        );
         assert!(err(r#"{"controls": {"level": "scoped_stop"}}"#).starts_with("controls.level:"));
     }
 
@@ -827,8 +865,10 @@ mod tests {
             br#"{"alerts": {"template": "{\"text\": \"{{severity}} in {{scope}}\"}"}}"#
         )
         .is_ok());
-        assert!(err(r#"{"alerts": {"template": "{\"t\": \"{{sevrity}}\"}"}}"#)
-            .starts_with("alerts.template: unknown placeholder {{sevrity}}"));
+        assert!(
+            err(r#"{"alerts": {"template": "{\"t\": \"{{sevrity}}\"}"}}"#)
+                .starts_with("alerts.template: unknown placeholder {{sevrity}}")
+        );
         assert!(err(r#"{"alerts": {"template": "not json {{scope}}"}}"#)
             .starts_with("alerts.template: does not render to JSON"));
     }

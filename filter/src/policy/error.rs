@@ -56,7 +56,9 @@ fn byte_offset(text: &str, line: usize, column: usize) -> usize {
     let line_start = if line <= 1 {
         0
     } else {
-        text.match_indices('\n').nth(line - 2).map_or(text.len(), |(i, _)| i + 1)
+        text.match_indices('\n')
+            .nth(line - 2)
+            .map_or(text.len(), |(i, _)| i + 1)
     };
     (line_start + column).min(text.len())
 }
@@ -104,7 +106,10 @@ fn path_at(text: &str, offset: usize) -> String {
                 }
                 let raw = text.get(start..i.min(text.len())).unwrap_or("");
                 if matches!(stack.last(), Some(Frame::Object(None))) {
-                    pending_key = Some(serde_json::from_str(&format!("\"{raw}\"")).unwrap_or_else(|_| raw.to_string()));
+                    pending_key = Some(
+                        serde_json::from_str(&format!("\"{raw}\""))
+                            .unwrap_or_else(|_| raw.to_string()),
+                    );
                 }
             }
             _ => {}

@@ -271,11 +271,20 @@ mod tests {
         // Elements before the bad one, strings holding brackets and commas,
         // escaped keys and several lines must not throw the path off.
         let e = err("{\"routes\": [{\"name\": \"a, [b]\", \"path_prefix\": \"/v1/a\"},\n  {\"name\": \"b\", \"path_prefix\": \"/v1/b\", \"fail_mode\": \"sometimes\"}]}");
-        assert!(e.starts_with("routes[1].fail_mode: unknown variant `sometimes`"), "{e}");
+        assert!(
+            e.starts_with("routes[1].fail_mode: unknown variant `sometimes`"),
+            "{e}"
+        );
         let e = err(r#"{"subject": {"tenant_\u0068eader": 7}}"#);
-        assert!(e.starts_with("subject.tenant_header: invalid type: integer `7`"), "{e}");
+        assert!(
+            e.starts_with("subject.tenant_header: invalid type: integer `7`"),
+            "{e}"
+        );
         let e = err(r#"{"custom_patterns": [{"name": "a", "pattern": "x"}, {"name": "b"}]}"#);
-        assert!(e.starts_with("custom_patterns[1]: missing field `pattern`"), "{e}");
+        assert!(
+            e.starts_with("custom_patterns[1]: missing field `pattern`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -49,7 +49,10 @@ pub fn enqueue(call: Outgoing) {
         let mut outbox = outbox.borrow_mut();
         if outbox.len() >= MAX_OUTBOX {
             outbox.remove(0);
-            host::log(LogLevel::Warn, "rheostat: outbox full, dropped the oldest call");
+            host::log(
+                LogLevel::Warn,
+                "rheostat: outbox full, dropped the oldest call",
+            );
         }
         outbox.push(call);
     });

@@ -5,18 +5,20 @@
 use super::effects::{self, Outgoing, Purpose};
 use super::host::{self, Metric, ProxyStore};
 use super::root::Shared;
-use crate::audit::{loggable_request_id, to_line, ControlEvent, ExchangeEvent, FindingEvent, Subject};
+use crate::audit::{
+    loggable_request_id, to_line, ControlEvent, ExchangeEvent, FindingEvent, Subject,
+};
 use crate::codec::{Fallback, Provider};
 use crate::controls::alerts::Alert;
 use crate::controls::endpoints::{self, Endpoint};
 use crate::controls::scope::Scope;
 use crate::controls::{Decision, ExchangeRecord, GateAction, Phase};
-use crate::finding::{Category, Severity};
-use crate::policy::{Level, ScopeKind};
 use crate::decompress::{Coding, Decoder};
 use crate::detect::redact::PseudonymKey;
 use crate::engine::{FindingSource, RequestContext, RequestOutcome, ResponseMode, ResponseScanner};
 use crate::finding::Finding;
+use crate::finding::{Category, Severity};
+use crate::policy::{Level, ScopeKind};
 use crate::stream::ResponseStream;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -167,7 +169,11 @@ impl Exchange {
         let texts = &self.shared.engine.policy().controls.texts;
         let provider = self.provider();
         if decision.store_failed && self.fail_closed() {
-            let body = crate::codec::error_body(provider, 503, "The gateway's shared state is unavailable.");
+            let body = crate::codec::error_body(
+                provider,
+                503,
+                "The gateway's shared state is unavailable.",
+            );
             self.answer_locally(503, &body, "refused");
             return true;
         }
@@ -175,14 +181,26 @@ impl Exchange {
             GateAction::Pass => false,
             GateAction::Maintenance => {
                 let body = crate::codec::error_body(provider, 503, &texts.maintenance.clone());
-                self.answer_with(503, &body, "maintenance", "application/json", &[("retry-after", "300")]);
+                self.answer_with(
+                    503,
+                    &body,
+                    "maintenance",
+                    "application/json",
+                    &[("retry-after", "300")],
+                );
                 true
             }
             GateAction::RateLimited { retry_after_secs } => {
                 let secs = retry_after_secs.to_string();
                 let message = texts.rate_limited.replace("{retry_after}", &secs);
                 let body = crate::codec::error_body(provider, 429, &message);
-                self.answer_with(429, &body, "rate_limited", "application/json", &[("retry-after", &secs)]);
+                self.answer_with(
+                    429,
+                    &body,
+                    "rate_limited",
+                    "application/json",
+                    &[("retry-after", &secs)],
+                );
                 true
             }
             // The answer's shape (stream or not) is in the body.
@@ -209,7 +227,12 @@ impl Exchange {
         let provider = self.provider();
         let model = self.request.model.clone().unwrap_or_default();
         let id = format!("rheostat-{}", self.response_id);
-        let fallback = Fallback { text, model: &model, id: &id, created: self.started_ms / 1000 };
+        let fallback = Fallback {
+            text,
+            model: &model,
+            id: &id,
+            created: self.started_ms / 1000,
+        };
         if self.request.stream {
             let body = crate::codec::fallback_sse(provider, &fallback);
             self.answer_with(200, &body, outcome, "text/event-stream", &[]);
@@ -230,9 +253,15 @@ impl Exchange {
         let method = self.method.clone();
         match endpoint {
             Endpoint::Control | Endpoint::Status if token.is_none() => {
-                self.answer_locally(404, &json(serde_json::json!({"error": "not enabled"})), "endpoint");
+                self.answer_locally(
+                    404,
+                    &json(serde_json::json!({"error": "not enabled"})),
+                    "endpoint",
+                );
             }
-            Endpoint::Control | Endpoint::Status if !endpoints::authorized(token, authorization.as_deref()) => {
+            Endpoint::Control | Endpoint::Status
+                if !endpoints::authorized(token, authorization.as_deref()) =>
+            {
                 self.answer_with(
                     401,
                     &json(serde_json::json!({"error": "unauthorized"})),
@@ -242,7 +271,8 @@ impl Exchange {
                 );
             }
             Endpoint::Status if method == "GET" => {
-                let status = endpoints::status(controls, &ProxyStore, now, &self.shared.policy_hash);
+                let status =
+                    endpoints::status(controls, &ProxyStore, now, &self.shared.policy_hash);
                 self.answer_locally(200, &json(status), "endpoint");
             }
             Endpoint::Control if method == "POST" => {
@@ -270,26 +300,44 @@ impl Exchange {
                         });
                         self.answer_locally(200, &json(answer), "endpoint");
                     }
-                    Err(e) => self.answer_locally(400, &json(serde_json::json!({"error": e})), "endpoint"),
+                    Err(e) => {
+                        self.answer_locally(400, &json(serde_json::json!({"error": e})), "endpoint")
+                    }
                 }
             }
             Endpoint::Feedback if !policy.controls.feedback.enabled => {
-                self.answer_locally(404, &json(serde_json::json!({"error": "not enabled"})), "endpoint");
+                self.answer_locally(
+                    404,
+                    &json(serde_json::json!({"error": "not enabled"})),
+                    "endpoint",
+                );
             }
             Endpoint::Feedback if method == "POST" => {
-                let (status, answer, events) = controls.feedback(&ProxyStore, &self.feedback_client, body, now);
+                let (status, answer, events) =
+                    controls.feedback(&ProxyStore, &self.feedback_client, body, now);
                 effects::emit(policy, events, now);
                 self.answer_locally(u32::from(status), &json(answer), "endpoint");
             }
             Endpoint::Unknown => {
-                self.answer_locally(404, &json(serde_json::json!({"error": "no such endpoint"})), "endpoint");
+                self.answer_locally(
+                    404,
+                    &json(serde_json::json!({"error": "no such endpoint"})),
+                    "endpoint",
+                );
             }
             _ => self.answer_with(
                 405,
                 &json(serde_json::json!({"error": "method not allowed"})),
                 "endpoint",
                 "application/json",
-                &[("allow", if endpoint == Endpoint::Status { "GET" } else { "POST" })],
+                &[(
+                    "allow",
+                    if endpoint == Endpoint::Status {
+                        "GET"
+                    } else {
+                        "POST"
+                    },
+                )],
             ),
         }
     }
@@ -298,7 +346,10 @@ impl Exchange {
     fn record_in_ledger(&mut self) {
         let now = host::now_ms();
         let contained = self.local_reply
-            && matches!(self.outcome, "maintenance" | "rate_limited" | "fallback" | "shadow" | "held");
+            && matches!(
+                self.outcome,
+                "maintenance" | "rate_limited" | "fallback" | "shadow" | "held"
+            );
         let upstream = self.upstream && !self.local_reply;
         let findings = std::mem::take(&mut self.findings);
         let record = ExchangeRecord {
@@ -313,7 +364,10 @@ impl Exchange {
             output_tokens: self.output_tokens,
             probes: &self.probes,
         };
-        let events = self.shared.controls.record(&ProxyStore, &self.scopes, now, &record);
+        let events = self
+            .shared
+            .controls
+            .record(&ProxyStore, &self.scopes, now, &record);
         self.findings = findings;
         effects::emit(self.shared.engine.policy(), events, now);
     }
@@ -335,7 +389,12 @@ impl Exchange {
             purpose: Purpose::Verification,
         });
         let controls = &self.shared.controls;
-        let scope = self.scopes.iter().find(|s| s.kind == ScopeKind::Route).cloned().unwrap_or_else(Scope::global);
+        let scope = self
+            .scopes
+            .iter()
+            .find(|s| s.kind == ScopeKind::Route)
+            .cloned()
+            .unwrap_or_else(Scope::global);
         let alert = Alert {
             severity: Severity::P2,
             category: Category::Security,
@@ -345,7 +404,10 @@ impl Exchange {
             sample: String::new(),
             containment: "holding answer served; a copy is in the verification queue".into(),
         };
-        let events: Vec<_> = controls.alert_for(&ProxyStore, &scope, alert, now).into_iter().collect();
+        let events: Vec<_> = controls
+            .alert_for(&ProxyStore, &scope, alert, now)
+            .into_iter()
+            .collect();
         effects::emit(self.shared.engine.policy(), events, now);
         let text = self.shared.engine.policy().controls.texts.holding.clone();
         self.answer_fallback(&text, "held");
@@ -445,7 +507,13 @@ impl HttpContext for Exchange {
         let route = policy
             .route_for(&self.path)
             .map(|r| r.name.clone())
-            .or_else(|| policy.subject.route_header.as_deref().and_then(request_header))
+            .or_else(|| {
+                policy
+                    .subject
+                    .route_header
+                    .as_deref()
+                    .and_then(request_header)
+            })
             .unwrap_or_else(|| self.path.split('?').next().unwrap_or_default().to_string());
         self.subject = Subject {
             tenant: from(&policy.subject.tenant_header),
@@ -480,7 +548,13 @@ impl HttpContext for Exchange {
             // Ask for an uncompressed answer: a compressed one cannot be scanned.
             let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "accept-encoding");
         }
-        let decision = controls.decide(&ProxyStore, &self.subject, &self.scopes, self.started_ms, Phase::Headers);
+        let decision = controls.decide(
+            &ProxyStore,
+            &self.subject,
+            &self.scopes,
+            self.started_ms,
+            Phase::Headers,
+        );
         self.probes = decision.probes.clone();
         effects::emit(policy, decision.events.clone(), self.started_ms);
         self.decision = Some(decision.clone());
@@ -502,7 +576,8 @@ impl HttpContext for Exchange {
             return Action::Pause;
         }
         if let Some(endpoint) = self.endpoint {
-            let limit = endpoints::MAX_CONTROL_BYTES.max(self.shared.engine.policy().controls.feedback.max_body_bytes);
+            let limit = endpoints::MAX_CONTROL_BYTES
+                .max(self.shared.engine.policy().controls.feedback.max_body_bytes);
             if body_size > limit {
                 self.answer_locally(413, br#"{"error":"body too large"}"#, "endpoint");
             } else if end_of_stream {
@@ -529,9 +604,10 @@ impl HttpContext for Exchange {
         }
         let shared = self.shared.clone();
         let request_body = body(BufferType::HttpRequestBody, body_size);
-        let verdict = shared
-            .engine
-            .inspect_request(&self.path, &request_body, &self.pseudonym_key());
+        let verdict =
+            shared
+                .engine
+                .inspect_request(&self.path, &request_body, &self.pseudonym_key());
         self.subject.model = verdict.context.model.clone().unwrap_or_default();
         self.note = verdict.note.clone();
         self.request = verdict.context;
@@ -539,7 +615,11 @@ impl HttpContext for Exchange {
         let controls = &shared.controls;
         let policy = shared.engine.policy();
         // The model is known now: judge its scope, once.
-        if let Some(model) = controls.registry.scope(&ProxyStore, ScopeKind::Model, &self.subject.model) {
+        if let Some(model) =
+            controls
+                .registry
+                .scope(&ProxyStore, ScopeKind::Model, &self.subject.model)
+        {
             self.scopes.push(model.clone());
             // Feedback on this answer must reach the model's counters too.
             self.response_id = endpoints::response_id(
@@ -547,14 +627,26 @@ impl HttpContext for Exchange {
                 &self.scopes,
                 u64::from(self.context_id) << 32 ^ self.started_ms,
             );
-            let decision = controls.decide(&ProxyStore, &self.subject, &[model], self.started_ms, Phase::Model);
+            let decision = controls.decide(
+                &ProxyStore,
+                &self.subject,
+                &[model],
+                self.started_ms,
+                Phase::Model,
+            );
             self.probes.extend(decision.probes.iter().cloned());
             effects::emit(policy, decision.events.clone(), self.started_ms);
             if decision.level > self.level() {
                 self.decision = Some(decision);
             }
         }
-        endpoints::note_inventory(&ProxyStore, &controls.registry, &self.scopes, &self.request.tools, self.started_ms);
+        endpoints::note_inventory(
+            &ProxyStore,
+            &controls.registry,
+            &self.scopes,
+            &self.request.tools,
+            self.started_ms,
+        );
         let mut outgoing = match verdict.outcome {
             RequestOutcome::Block { status, body } => {
                 self.answer_locally(u32::from(status), &body, "blocked");
@@ -585,7 +677,10 @@ impl HttpContext for Exchange {
         }
         if verdict.suspect && self.level() == Level::Shed {
             if let Some(target) = &policy.controls.verification {
-                self.hold_for_verification(target.clone(), outgoing.as_deref().unwrap_or(&request_body));
+                self.hold_for_verification(
+                    target.clone(),
+                    outgoing.as_deref().unwrap_or(&request_body),
+                );
                 return Action::Pause;
             }
         }
@@ -612,14 +707,29 @@ impl HttpContext for Exchange {
             return Action::Continue;
         }
         if !self.response_id.is_empty() {
-            let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, "x-rheostat-response-id", &self.response_id);
+            let _ = hostcalls::add_map_value(
+                MapType::HttpResponseHeaders,
+                "x-rheostat-response-id",
+                &self.response_id,
+            );
         }
         if self.degraded {
             let controls = &self.shared.engine.policy().controls;
-            let scope = self.decision.as_ref().map_or("global".into(), |d| d.scope.clone());
-            let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, "x-rheostat-degraded", &scope);
+            let scope = self
+                .decision
+                .as_ref()
+                .map_or("global".into(), |d| d.scope.clone());
+            let _ = hostcalls::add_map_value(
+                MapType::HttpResponseHeaders,
+                "x-rheostat-degraded",
+                &scope,
+            );
             if controls.degrade.notice {
-                let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, "x-rheostat-notice", &controls.texts.degraded_notice);
+                let _ = hostcalls::add_map_value(
+                    MapType::HttpResponseHeaders,
+                    "x-rheostat-notice",
+                    &controls.texts.degraded_notice,
+                );
             }
         }
         if end_of_stream {

@@ -61,7 +61,12 @@ impl Root {
     }
 
     fn dispatch_outbox(&mut self) {
-        for Outgoing { target, body, purpose } in effects::drain() {
+        for Outgoing {
+            target,
+            body,
+            purpose,
+        } in effects::drain()
+        {
             let headers = vec![
                 (":method", "POST"),
                 (":path", target.path.as_str()),
@@ -80,7 +85,10 @@ impl Root {
                 }
                 Err(status) => host::log(
                     LogLevel::Warn,
-                    &format!("rheostat: call to cluster {:?} not sent ({status:?})", target.cluster),
+                    &format!(
+                        "rheostat: call to cluster {:?} not sent ({status:?})",
+                        target.cluster
+                    ),
                 ),
             }
         }
@@ -94,9 +102,10 @@ impl Root {
             .flatten()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let content_type = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "content-type")
-            .ok()
-            .flatten();
+        let content_type =
+            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "content-type")
+                .ok()
+                .flatten();
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten()
@@ -115,10 +124,16 @@ impl Root {
                     .filter_map(|f| source.finding(f.tag, f.start, f.end))
                     .collect()
             }
-            ResponseMode::Buffer(provider) => engine.inspect_response_body(context, provider, &body, key).findings,
+            ResponseMode::Buffer(provider) => {
+                engine
+                    .inspect_response_body(context, provider, &body, key)
+                    .findings
+            }
             ResponseMode::Pass(_) | ResponseMode::Refuse(_) => {
                 let provider = context.provider.unwrap_or(Provider::Unknown);
-                engine.inspect_response_body(context, provider, &body, key).findings
+                engine
+                    .inspect_response_body(context, provider, &body, key)
+                    .findings
             }
         };
         let event = ShadowEvent {
@@ -138,10 +153,15 @@ impl Root {
         if window == 0 {
             return;
         }
-        if !matches!(claim_period(&ProxyStore, WINDOW_LEASE_KEY, window, worker_id()), Ok(true)) {
+        if !matches!(
+            claim_period(&ProxyStore, WINDOW_LEASE_KEY, window, worker_id()),
+            Ok(true)
+        ) {
             return;
         }
-        let events = shared.controls.evaluate_window(&ProxyStore, window - 1, now);
+        let events = shared
+            .controls
+            .evaluate_window(&ProxyStore, window - 1, now);
         effects::emit(shared.engine.policy(), events, now);
     }
 
@@ -155,7 +175,9 @@ impl Root {
         let open = crate::policy::ScopeKind::ALL
             .into_iter()
             .flat_map(|kind| shared.controls.registry.scopes(&ProxyStore, kind))
-            .filter(|scope| breaker::read(&ProxyStore, scope).state != breaker::BreakerState::Closed)
+            .filter(|scope| {
+                breaker::read(&ProxyStore, scope).state != breaker::BreakerState::Closed
+            })
             .count();
         Metric::gauge("rheostat.breakers_open").set(open as u64);
     }
@@ -178,16 +200,28 @@ fn worker_id() -> u32 {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
         match self.pending.remove(&token_id) {
-            Some(Purpose::Shadow { request_id, context }) => self.shadow_answered(&request_id, &context, body_size),
+            Some(Purpose::Shadow {
+                request_id,
+                context,
+            }) => self.shadow_answered(&request_id, &context, body_size),
             Some(Purpose::Alert | Purpose::Verification) => {
                 let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
                     .ok()
                     .flatten()
                     .unwrap_or_else(|| "none".into());
                 if !status.starts_with('2') {
-                    host::log(LogLevel::Warn, &format!("rheostat: an outgoing call answered {status}"));
+                    host::log(
+                        LogLevel::Warn,
+                        &format!("rheostat: an outgoing call answered {status}"),
+                    );
                 }
             }
             None => {}
@@ -251,7 +285,9 @@ impl RootContext for Root {
     /// that claims the period does the shared work.
     fn on_tick(&mut self) {
         self.dispatch_outbox();
-        let Some(shared) = self.shared.clone() else { return };
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
         let now = host::now_ms();
         let policy = shared.engine.policy();
         let period = now / policy.tick_ms;

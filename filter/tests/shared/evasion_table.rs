@@ -300,11 +300,7 @@ pub fn detectors(engine: &Rc<Engine>, input: &Input) -> Vec<String> {
     let path = "/v1/chat/completions";
     let request = |body: &[u8]| -> Vec<String> {
         let v = engine.inspect_request(path, body, &KEY);
-        assert!(
-            v.note.is_none(),
-            "request not inspected: {:?}",
-            v.note
-        );
+        assert!(v.note.is_none(), "request not inspected: {:?}", v.note);
         v.findings.iter().map(|f| f.detector.clone()).collect()
     };
     let context = || {
