@@ -20,7 +20,7 @@
 //! | [`policy`] | `Policy::from_json`, `Engine::compile` | no panic; a valid policy re-serialises to a valid policy; a compiled engine inspects a request, a stream and a body without panicking |
 //! | [`sse`] | `SseDecoder` | raw bytes of the events concatenate to the input; the events do not depend on the chunking; events respect the size cap; `with_data` round-trips |
 //! | [`codec_request`] | `parse_request`, `rewrite_request` | locators are string literals that decode to their text; rewriting every text and re-parsing gives the new texts in the same places |
-//! | [`codec_response`] | `parse_response`, `StreamCodec::parse` | the same for bodies and for frames of the SSE-decoded input; OpenAI chat frames read in one pass as the level-by-level reference reads them; block frames are valid SSE with JSON data |
+//! | [`codec_response`] | `parse_response`, `StreamCodec::parse` | the same for bodies and for frames of the SSE-decoded input; OpenAI chat frames read in one pass as the level-by-level reference reads them; frames (and their rewrites) read by shape as they read in full; block frames are valid SSE with JSON data |
 //! | [`stream_differential`] | `ResponseStream` with the default engine (or, by the input's hash, one with a tight memory cap and a fail-closed route) | whole, byte-at-a-time and random chunkings give byte-identical output, findings, block decision and stats, for each provider |
 //! | [`normalize`] | `normalize`, `decode_blobs` | the offset map is monotonic and lands on char boundaries; blob spans are valid |
 //! | [`json_schema`] | `format::Schema` | compile agrees with `from_json`; `check_response` agrees with `validate`; bounded violations |
@@ -336,7 +336,8 @@ pub fn codec_request(data: &[u8]) {
 
 /// `parse_response` for each provider (and a rewrite round trip), then the
 /// input as an SSE stream through `StreamCodec::parse` for each provider:
-/// piece locators, a rewrite of every frame, and the block frames.
+/// piece locators, a rewrite of every frame, the same readings by shape
+/// (`StreamCodec::parse_next`), and the block frames.
 pub fn codec_response(data: &[u8]) {
     for provider in PROVIDERS {
         let Ok(view) = codec::parse_response(provider, data) else {
@@ -383,9 +384,16 @@ pub fn codec_response(data: &[u8]) {
     let events = decode_chunks(&[data], DEFAULT_MAX_EVENT_SIZE);
     for provider in PROVIDERS {
         let mut codec = StreamCodec::new(provider);
+        // Reads each frame, then its rewrite, by shape where it can.
+        let mut by_shape = StreamCodec::new(provider);
         for (i, event) in events.iter().enumerate() {
             let view = codec.parse(event);
             assert_eq!(view, codec.parse(event), "parsing a frame twice differs");
+            assert_eq!(
+                by_shape.parse_next(event.event.as_deref(), event.data.as_deref()),
+                view,
+                "a frame read by its shape differs from its full reading"
+            );
             let Some(data) = event.data.as_deref() else {
                 assert!(
                     view.pieces.is_empty() && view.snapshots.is_empty(),
@@ -432,6 +440,11 @@ pub fn codec_response(data: &[u8]) {
                 "a rewritten frame lost its data"
             );
             let view2 = codec.parse(reframed);
+            assert_eq!(
+                by_shape.parse_next(reframed.event.as_deref(), reframed.data.as_deref()),
+                view2,
+                "a rewritten frame read by its shape differs from its full reading"
+            );
             let pieces2: Vec<_> = view2.pieces.iter().chain(&view2.snapshots).collect();
             assert_eq!(
                 pieces2.len(),

@@ -479,7 +479,7 @@ impl<D: SpanDetector> ResponseStream<D> {
                 unscannable = true;
                 FrameView::default()
             }
-            None => self.codec.parse_data(event.event(), data.as_deref()),
+            None => self.codec.parse_next(event.event(), data.as_deref()),
         };
         if view.undecodable {
             self.stats.undecodable += 1;

@@ -25,6 +25,7 @@
 pub mod anthropic;
 pub mod openai_chat;
 pub mod openai_responses;
+mod template;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -428,6 +429,7 @@ pub enum BlockStyle {
 pub struct StreamCodec {
     provider: Provider,
     state: StreamState,
+    template: template::FrameTemplate,
 }
 
 /// How many choices / blocks a [`StreamState`] tracks; a stream that opens
@@ -463,6 +465,7 @@ impl StreamCodec {
         StreamCodec {
             provider,
             state: StreamState::default(),
+            template: template::FrameTemplate::default(),
         }
     }
 
@@ -494,6 +497,21 @@ impl StreamCodec {
             Provider::Unknown => FrameView::default(),
         };
         view.meta.output_tokens = reported_output_tokens(data);
+        view
+    }
+
+    /// The next frame of this stream, as [`StreamCodec::parse_data`] reads
+    /// it; a frame shaped like the one before (the same bytes but for its
+    /// one piece's string) reuses that reading (see `codec/template.rs`).
+    pub fn parse_next<'a>(&mut self, event: Option<&str>, data: Option<&'a str>) -> FrameView<'a> {
+        let Some(data) = data else {
+            return FrameView::default();
+        };
+        if let Some(view) = self.template.read(event, data) {
+            return view;
+        }
+        let view = self.parse_data(event, Some(data));
+        self.template.learn(event, data, &view);
         view
     }
 
@@ -1059,9 +1077,14 @@ pub(crate) mod json {
 
     /// The span of `raw` in `base`, if `raw` was borrowed from it.
     pub fn locate(base: &str, raw: &RawValue) -> Option<Locator> {
+        span_in(base, raw.get())
+    }
+
+    /// The span of `part` in `base`, if `part` was borrowed from it.
+    pub fn span_in(base: &str, part: &str) -> Option<Locator> {
         let b = base.as_ptr() as usize;
-        let p = raw.get().as_ptr() as usize;
-        let len = raw.get().len();
+        let p = part.as_ptr() as usize;
+        let len = part.len();
         if p < b || p + len > b + base.len() {
             return None;
         }

@@ -1,0 +1,355 @@
+//! Reading a stream's frames by their shape.
+//!
+//! A provider streams hundreds of frames that differ only in one string:
+//! `{"id":…,"choices":[{"index":0,"delta":{"content":" the"},…}]}`. Reading
+//! each one with serde costs more than everything else the stream does with
+//! it. But reading a frame is a pure function of its event name and data,
+//! and replacing one JSON string token by another leaves the document's
+//! structure alone. So when a frame is the same bytes as the frame before
+//! except for the string its one piece came from, its reading is the one
+//! before with that string's text: checked byte for byte, never guessed.
+//!
+//! A frame becomes a template when it has exactly one piece, no snapshot and
+//! no usage count, and its strings other than the piece are outside the
+//! piece's literal; the template keeps every other part of its reading.
+//! Only strings without escapes are taken between the quotes: a frame whose
+//! text has a `\n` is read in full (and teaches its shape to the next).
+
+use std::borrow::Cow;
+
+use super::{json, Channel, ChannelEnd, FrameMeta, FramePiece, FrameView, Locator};
+
+/// The shape of the last frame read in full, when it can stand for the next.
+#[derive(Debug, Clone, Default)]
+pub struct FrameTemplate {
+    /// Whether the fields below hold a shape (they keep their buffers when not).
+    usable: bool,
+    event: Option<String>,
+    /// The data before the piece's opening quote.
+    prefix: Vec<u8>,
+    /// The data after its closing quote.
+    suffix: Vec<u8>,
+    channel: Option<Channel>,
+    id: Option<Fact>,
+    model: Option<Fact>,
+    system_fingerprint: Option<Fact>,
+    created: Option<u64>,
+    sequence_number: Option<u64>,
+    opened: Vec<u32>,
+    closed: Vec<u32>,
+    started: bool,
+    ends: Vec<ChannelEnd>,
+    terminal: bool,
+}
+
+/// Where a string fact of the template frame is.
+#[derive(Debug, Clone)]
+enum Fact {
+    /// At this span of the prefix, which the next frame repeats.
+    InPrefix(usize, usize),
+    /// This many bytes before the end of the data (inside the suffix).
+    InSuffix(usize, usize),
+    /// Decoded from escapes: the text itself.
+    Owned(String),
+}
+
+impl FrameTemplate {
+    /// The reading of `data` from the template, when `data` has the
+    /// template's shape; `None` otherwise (read it in full).
+    pub fn read<'a>(&self, event: Option<&str>, data: &'a str) -> Option<FrameView<'a>> {
+        if !self.usable || event != self.event.as_deref() {
+            return None;
+        }
+        let bytes = data.as_bytes();
+        if bytes.len() < self.prefix.len() + self.suffix.len() + 2
+            || !bytes.starts_with(&self.prefix)
+            || !bytes.ends_with(&self.suffix)
+        {
+            return None;
+        }
+        let start = self.prefix.len();
+        let end = bytes.len() - self.suffix.len();
+        let literal = data.get(start..end)?;
+        let inner = literal.strip_prefix('"')?.strip_suffix('"')?;
+        // A quote inside would make it more than one token; a backslash
+        // or control byte needs decoding (or is invalid JSON).
+        if inner.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            return None;
+        }
+        let fact = |fact: &Option<Fact>| -> Option<Option<Cow<'a, str>>> {
+            Some(match fact {
+                None => None,
+                Some(Fact::InPrefix(from, to)) => Some(Cow::Borrowed(data.get(*from..*to)?)),
+                Some(Fact::InSuffix(from_end, to_end)) => Some(Cow::Borrowed(
+                    data.get(bytes.len() - from_end..bytes.len() - to_end)?,
+                )),
+                Some(Fact::Owned(text)) => Some(Cow::Owned(text.clone())),
+            })
+        };
+        Some(FrameView {
+            pieces: vec![FramePiece {
+                channel: self.channel?,
+                text: Cow::Borrowed(inner),
+                locator: Locator { start, end },
+            }],
+            meta: FrameMeta {
+                id: fact(&self.id)?,
+                model: fact(&self.model)?,
+                system_fingerprint: fact(&self.system_fingerprint)?,
+                created: self.created,
+                sequence_number: self.sequence_number,
+                opened: self.opened.clone(),
+                closed: self.closed.clone(),
+                started: self.started,
+                output_tokens: None,
+            },
+            snapshots: Vec::new(),
+            ends: self.ends.clone(),
+            terminal: self.terminal,
+            undecodable: false,
+        })
+    }
+
+    /// Learns the shape of a frame read in full, if it can be a template;
+    /// forgets the old shape otherwise. Buffers are reused.
+    pub fn learn(&mut self, event: Option<&str>, data: &str, view: &FrameView<'_>) {
+        self.usable = self.try_learn(event, data, view).is_some();
+    }
+
+    fn try_learn(&mut self, event: Option<&str>, data: &str, view: &FrameView<'_>) -> Option<()> {
+        let [piece] = view.pieces.as_slice() else {
+            return None;
+        };
+        let meta = &view.meta;
+        let simple = view.snapshots.is_empty() && !view.undecodable && meta.output_tokens.is_none();
+        let Locator { start, end } = piece.locator;
+        let literal = data.get(start..end)?;
+        if !simple || literal.len() < 2 || !literal.starts_with('"') || !literal.ends_with('"') {
+            return None;
+        }
+        let fact = |text: &Option<Cow<'_, str>>| -> Option<Option<Fact>> {
+            let Some(text) = text else {
+                return Some(None);
+            };
+            let Some(Locator {
+                start: from,
+                end: to,
+            }) = json::span_in(data, text)
+            else {
+                return Some(Some(Fact::Owned(text.to_string())));
+            };
+            if to <= start {
+                Some(Some(Fact::InPrefix(from, to)))
+            } else if from >= end {
+                Some(Some(Fact::InSuffix(data.len() - from, data.len() - to)))
+            } else {
+                // Borrowed from the piece itself: it would change with it.
+                None
+            }
+        };
+        self.id = fact(&meta.id)?;
+        self.model = fact(&meta.model)?;
+        self.system_fingerprint = fact(&meta.system_fingerprint)?;
+        self.created = meta.created;
+        self.sequence_number = meta.sequence_number;
+        self.opened.clone_from(&meta.opened);
+        self.closed.clone_from(&meta.closed);
+        self.started = meta.started;
+        self.ends.clone_from(&view.ends);
+        self.terminal = view.terminal;
+        self.channel = Some(piece.channel);
+        match event {
+            Some(name) => {
+                let kept = self.event.get_or_insert_with(String::new);
+                kept.clear();
+                kept.push_str(name);
+            }
+            None => self.event = None,
+        }
+        self.prefix.clear();
+        self.prefix.extend_from_slice(&data.as_bytes()[..start]);
+        self.suffix.clear();
+        self.suffix.extend_from_slice(&data.as_bytes()[end..]);
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Provider, StreamCodec};
+    use proptest::prelude::*;
+
+    const OPENAI_SORTED: &str = r#"{"choices":[{"delta":{"content":TEXT},"finish_reason":null,"index":0,"logprobs":null}],"created":1767274245,"id":"chatcmpl-1","model":"gpt-4o","object":"chat.completion.chunk","system_fingerprint":"fp_7f"}"#;
+    const OPENAI: &str = r#"{"id":"chatcmpl-2","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","system_fingerprint":"fp_\u0041","choices":[{"index":1,"delta":{"content":TEXT},"logprobs":null,"finish_reason":null}]}"#;
+    const OPENAI_FINISH: &str = r#"{"id":"chatcmpl-2","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":TEXT},"finish_reason":"stop"}]}"#;
+    const OPENAI_TOOL: &str = r#"{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":TEXT}}]}}]}"#;
+    const OPENAI_USAGE: &str = r#"{"id":"c","choices":[{"index":0,"delta":{"content":TEXT}}],"usage":{"completion_tokens":7}}"#;
+    const ANTHROPIC: &str =
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":TEXT}}"#;
+    const ANTHROPIC_THINKING: &str = r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":TEXT}}"#;
+    const RESPONSES: &str = r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":TEXT,"sequence_number":4}"#;
+
+    fn frame(shape: &str, literal: &str) -> String {
+        shape.replace("TEXT", literal)
+    }
+
+    /// Reads `frames` in order with one templating codec, and each alone
+    /// in full: the readings must agree. Returns how many were templated.
+    fn agree(
+        provider: Provider,
+        frames: &[(Option<&str>, String)],
+    ) -> Result<usize, TestCaseError> {
+        let mut codec = StreamCodec::new(provider);
+        let full = StreamCodec::new(provider);
+        let mut templated = 0;
+        for (event, data) in frames {
+            templated += usize::from(codec.template.read(*event, data).is_some());
+            let next = codec.parse_next(*event, Some(data));
+            prop_assert_eq!(next, full.parse_data(*event, Some(data)), "frame {}", data);
+        }
+        Ok(templated)
+    }
+
+    #[test]
+    fn frames_that_differ_only_in_their_text_reuse_the_reading() {
+        for (provider, event, shape) in [
+            (Provider::OpenAiChat, None, OPENAI_SORTED),
+            (Provider::OpenAiChat, None, OPENAI),
+            (Provider::OpenAiChat, None, OPENAI_FINISH),
+            (Provider::OpenAiChat, None, OPENAI_TOOL),
+            (Provider::Anthropic, Some("content_block_delta"), ANTHROPIC),
+            (
+                Provider::Anthropic,
+                Some("content_block_delta"),
+                ANTHROPIC_THINKING,
+            ),
+            (
+                Provider::OpenAiResponses,
+                Some("response.output_text.delta"),
+                RESPONSES,
+            ),
+        ] {
+            let frames: Vec<_> = [
+                r#"" the""#,
+                r#""""#,
+                r#"" caf\u00e9""#,
+                r#""é 🦀""#,
+                r#""x""#,
+            ]
+            .iter()
+            .map(|t| (event, frame(shape, t)))
+            .collect();
+            // The escaped text is read in full; every other one after the first is templated.
+            assert_eq!(agree(provider, &frames).unwrap(), 3, "{shape}");
+        }
+    }
+
+    #[test]
+    fn anything_but_a_plain_string_in_the_same_place_is_read_in_full() {
+        let mut codec = StreamCodec::new(Provider::OpenAiChat);
+        codec.parse_next(None, Some(&frame(OPENAI, r#""a""#)));
+        for literal in [
+            r#""a","content":"b""#,
+            r#""a\"b""#,
+            r#""line\nbreak""#,
+            "\"tab\there\"",
+            "null",
+            "7",
+            r#"["a"]"#,
+            r#""a"#,
+        ] {
+            assert!(
+                codec.template.read(None, &frame(OPENAI, literal)).is_none(),
+                "{literal}"
+            );
+            // (and reading in full forgets or relearns the shape)
+            codec.parse_next(None, Some(&frame(OPENAI, r#""a""#)));
+        }
+        // Another event name, or other bytes around the text.
+        let mut codec = StreamCodec::new(Provider::Anthropic);
+        codec.parse_next(
+            Some("content_block_delta"),
+            Some(&frame(ANTHROPIC, r#""a""#)),
+        );
+        assert!(codec
+            .template
+            .read(Some("other"), &frame(ANTHROPIC, r#""b""#))
+            .is_none());
+        assert!(codec
+            .template
+            .read(None, &frame(ANTHROPIC, r#""b""#))
+            .is_none());
+        let moved = frame(ANTHROPIC, r#""b""#).replace("\"index\":0", "\"index\":1");
+        assert!(codec
+            .template
+            .read(Some("content_block_delta"), &moved)
+            .is_none());
+    }
+
+    #[test]
+    fn frames_with_usage_or_snapshots_are_not_templates() {
+        let mut codec = StreamCodec::new(Provider::OpenAiChat);
+        codec.parse_next(None, Some(&frame(OPENAI_USAGE, r#""a""#)));
+        assert!(codec
+            .template
+            .read(None, &frame(OPENAI_USAGE, r#""b""#))
+            .is_none());
+        let done = r#"{"type":"response.output_text.done","item_id":"m","output_index":0,"content_index":0,"text":"a"}"#;
+        let mut codec = StreamCodec::new(Provider::OpenAiResponses);
+        codec.parse_next(Some("response.output_text.done"), Some(done));
+        assert!(codec
+            .template
+            .read(
+                Some("response.output_text.done"),
+                &done.replace("\"a\"", "\"b\"")
+            )
+            .is_none());
+    }
+
+    fn literal() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // Any text, correctly encoded (escapes included).
+            any::<String>().prop_map(|t| serde_json::to_string(&t).unwrap_or_default()),
+            "[a-z ]{0,12}".prop_map(|t| format!("\"{t}\"")),
+            // Raw bytes that are not one string token.
+            prop::sample::select(vec![
+                r#""a","content":"b""#,
+                r#""a"}},{"index":1,"delta":{"content":"b""#,
+                "null",
+                r#""\ud800""#,
+                r#""\x""#,
+                "\"\u{1}\"",
+                r#"""#,
+                "",
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn templated_readings_equal_full_readings(
+            frames in prop::collection::vec((0usize..8, literal()), 1..24)
+        ) {
+            let shapes = [
+                (Provider::OpenAiChat, None, OPENAI_SORTED),
+                (Provider::OpenAiChat, None, OPENAI),
+                (Provider::OpenAiChat, None, OPENAI_FINISH),
+                (Provider::OpenAiChat, None, OPENAI_TOOL),
+                (Provider::OpenAiChat, None, OPENAI_USAGE),
+                (Provider::Anthropic, Some("content_block_delta"), ANTHROPIC),
+                (Provider::Anthropic, Some("content_block_delta"), ANTHROPIC_THINKING),
+                (Provider::OpenAiResponses, Some("response.output_text.delta"), RESPONSES),
+            ];
+            for provider in [Provider::OpenAiChat, Provider::Anthropic, Provider::OpenAiResponses] {
+                let stream: Vec<(Option<&str>, String)> = frames
+                    .iter()
+                    .map(|(shape, text)| (shapes[*shape].1, frame(shapes[*shape].2, text)))
+                    .collect();
+                agree(provider, &stream)?;
+            }
+        }
+    }
+}
