@@ -33,6 +33,7 @@
 use std::borrow::Cow;
 
 use memchr::memchr2;
+use smallvec::SmallVec;
 
 /// Default cap on one event's size: 1 MiB. LLM frames are a few hundred
 /// bytes; a final Responses `response.completed` event repeats the whole
@@ -74,6 +75,10 @@ struct Line {
     kind: LineKind,
 }
 
+/// An event's lines: one `data` line, or an `event` and a `data` line, is
+/// what providers send, so two are kept without a heap allocation per event.
+type Lines = SmallVec<[Line; 2]>;
+
 /// A decoded event with its original bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
@@ -94,7 +99,7 @@ pub struct SseEvent {
     pub terminated: bool,
     /// Set when the event was not parsed; its fields are then empty.
     pub opaque: Option<Opaque>,
-    lines: Vec<Line>,
+    lines: Lines,
 }
 
 impl SseEvent {
@@ -108,12 +113,12 @@ impl SseEvent {
             comments: Vec::new(),
             terminated,
             opaque: Some(opaque),
-            lines: Vec::new(),
+            lines: Lines::new(),
         }
     }
 
     /// Parses `raw` whose lines are `lines` (offsets into `raw`).
-    fn parse(raw: Vec<u8>, lines: Vec<Line>, terminated: bool) -> SseEvent {
+    fn parse(raw: Vec<u8>, lines: Lines, terminated: bool) -> SseEvent {
         let RawEvent { raw, lines, opaque } = RawEvent::new(raw, lines);
         if let Some(opaque) = opaque {
             return SseEvent::opaque(raw, opaque, terminated);
@@ -204,19 +209,19 @@ impl SseEvent {
 pub struct RawEvent {
     /// The exact input bytes (as [`SseEvent::raw`]).
     pub raw: Vec<u8>,
-    lines: Vec<Line>,
+    lines: Lines,
     opaque: Option<Opaque>,
 }
 
 impl RawEvent {
     /// Marks the data lines of an event the decoder cut; one with a line
     /// that is not UTF-8 is opaque (and keeps no lines, as [`SseEvent`]).
-    fn new(raw: Vec<u8>, mut lines: Vec<Line>) -> RawEvent {
+    fn new(raw: Vec<u8>, mut lines: Lines) -> RawEvent {
         for line in &mut lines {
             let Some(text) = line.text(&raw) else {
                 return RawEvent {
                     raw,
-                    lines: Vec::new(),
+                    lines: Lines::new(),
                     opaque: Some(Opaque::InvalidUtf8),
                 };
             };
@@ -552,7 +557,7 @@ impl SseDecoder {
                     false,
                 );
             } else {
-                let mut lines = std::mem::take(&mut self.lines);
+                let mut lines = Lines::from_vec(std::mem::take(&mut self.lines));
                 if self.line_start < raw.len() {
                     lines.push(Line {
                         start: self.line_start,
@@ -656,9 +661,9 @@ impl SseDecoder {
     fn emit<S: Sink>(&mut self, mut end: usize, out: &mut S) {
         if self.parts == 0 && end <= self.max {
             let raw = self.take(end);
-            // A copy of exactly the event's lines; `self.lines` keeps its
-            // allocation for the next event.
-            let lines = self.lines.clone();
+            // A copy of exactly the event's lines (inline for the usual one
+            // or two); `self.lines` keeps its allocation for the next event.
+            let lines = Lines::from_slice(&self.lines);
             self.lines.clear();
             out.event(raw, lines, true);
         } else {
@@ -697,12 +702,12 @@ impl SseDecoder {
 /// compact [`RawEvent`]s a stream holds (whether an event was terminated
 /// does not matter to it).
 trait Sink {
-    fn event(&mut self, raw: Vec<u8>, lines: Vec<Line>, terminated: bool);
+    fn event(&mut self, raw: Vec<u8>, lines: Lines, terminated: bool);
     fn opaque(&mut self, raw: Vec<u8>, opaque: Opaque, terminated: bool);
 }
 
 impl Sink for Vec<SseEvent> {
-    fn event(&mut self, raw: Vec<u8>, lines: Vec<Line>, terminated: bool) {
+    fn event(&mut self, raw: Vec<u8>, lines: Lines, terminated: bool) {
         self.push(SseEvent::parse(raw, lines, terminated));
     }
     fn opaque(&mut self, raw: Vec<u8>, opaque: Opaque, terminated: bool) {
@@ -711,13 +716,13 @@ impl Sink for Vec<SseEvent> {
 }
 
 impl Sink for Vec<RawEvent> {
-    fn event(&mut self, raw: Vec<u8>, lines: Vec<Line>, _terminated: bool) {
+    fn event(&mut self, raw: Vec<u8>, lines: Lines, _terminated: bool) {
         self.push(RawEvent::new(raw, lines));
     }
     fn opaque(&mut self, raw: Vec<u8>, opaque: Opaque, _terminated: bool) {
         self.push(RawEvent {
             raw,
-            lines: Vec::new(),
+            lines: Lines::new(),
             opaque: Some(opaque),
         });
     }
@@ -805,7 +810,7 @@ mod tests {
         for ev in &evs {
             assert_eq!(ev.raw, frame);
             assert_eq!(ev.raw.capacity(), ev.raw.len());
-            assert_eq!(ev.lines.capacity(), ev.lines.len());
+            assert!(!ev.lines.spilled(), "one line is kept inline");
         }
         // Only the partial event stays buffered, in an allocation of about its size.
         assert_eq!(d.buffered(), 9);

@@ -55,6 +55,7 @@ use crate::codec::{
 };
 use crate::holdback::{redact_str, Holdback, HoldbackConfig, Released, SpanAction, SpanDetector};
 use crate::sse::{Opaque, RawEvent, SseDecoder, DEFAULT_MAX_EVENT_SIZE};
+use smallvec::SmallVec;
 
 /// Default cap on held state per stream: 512 KiB. A typical window of a few
 /// hundred text bytes arrives in ~100 frames of ~250 bytes, so this leaves
@@ -215,8 +216,8 @@ struct ChannelState {
 struct Held {
     /// The frame's bytes and lines, to send it or rewrite it.
     event: RawEvent,
-    /// Its pieces, by slot.
-    slots: Box<[Slot]>,
+    /// Its pieces, by slot (inline: a frame has one piece).
+    slots: SmallVec<[Slot; 1]>,
     pending: usize,
     /// String literal of each snapshot and its redacted text (`None`: unchanged).
     snapshots: Box<[(Locator, Option<String>)]>,
@@ -469,7 +470,14 @@ impl<D: SpanDetector> ResponseStream<D> {
         }
         let data = event.data();
         let mut unscannable = false;
-        let view = match event.opaque() {
+        let FrameView {
+            pieces,
+            snapshots: snapshot_pieces,
+            ends,
+            terminal,
+            meta,
+            undecodable,
+        } = match event.opaque() {
             Some(Opaque::InvalidUtf8) => {
                 unscannable = true;
                 FrameView::default()
@@ -481,7 +489,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             }
             None => self.codec.parse_next(event.event(), data.as_deref()),
         };
-        if view.undecodable {
+        if undecodable {
             self.stats.undecodable += 1;
             unscannable = true;
         }
@@ -493,14 +501,6 @@ impl<D: SpanDetector> ResponseStream<D> {
 
         let seq = self.next_seq;
         self.next_seq += 1;
-        let FrameView {
-            pieces,
-            snapshots: snapshot_pieces,
-            ends,
-            terminal,
-            meta,
-            ..
-        } = view;
         let mut snapshots = Vec::with_capacity(snapshot_pieces.len());
         for snap in &snapshot_pieces {
             let r = redact_str(&self.detector, self.options.holdback, &snap.text);

@@ -495,7 +495,7 @@ mod tests {
             ..FrameMeta::default()
         });
         codec.observe(&FrameMeta {
-            opened: vec![0],
+            opened: smallvec::smallvec![0],
             ..FrameMeta::default()
         });
         let out = String::from_utf8(codec.block_frames("Blocked by policy", BlockStyle::Default))

@@ -28,6 +28,8 @@ pub mod openai_responses;
 mod template;
 
 use std::borrow::Cow;
+
+use smallvec::SmallVec;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -335,9 +337,9 @@ pub struct FrameMeta<'a> {
     /// OpenAI Responses `sequence_number`.
     pub sequence_number: Option<u64>,
     /// Choices or content blocks this frame opens.
-    pub opened: Vec<u32>,
+    pub opened: SmallVec<[u32; 2]>,
     /// Choices or content blocks this frame closes.
-    pub closed: Vec<u32>,
+    pub closed: SmallVec<[u32; 2]>,
     /// Anthropic `message_start` / Responses `response.created`.
     pub started: bool,
     /// Output tokens the provider reports (`usage`), when this frame has them.
@@ -366,7 +368,7 @@ impl FrameMeta<'_> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FrameView<'a> {
     /// Pieces of streamed text (deltas), in document order.
-    pub pieces: Vec<FramePiece<'a>>,
+    pub pieces: SmallVec<[FramePiece<'a>; 1]>,
     /// Full-text repeats of a channel (OpenAI Responses `*.done`, `response.completed`):
     /// to be redacted as a whole so they agree with the streamed pieces.
     pub snapshots: Vec<FramePiece<'a>>,

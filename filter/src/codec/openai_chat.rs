@@ -956,11 +956,11 @@ mod tests {
             model: Some("gpt-4o".into()),
             created: Some(1700000000),
             system_fingerprint: Some("fp_1".into()),
-            opened: vec![0, 1],
+            opened: smallvec::smallvec![0, 1],
             ..FrameMeta::default()
         });
         codec.observe(&FrameMeta {
-            closed: vec![0],
+            closed: smallvec::smallvec![0],
             ..FrameMeta::default()
         });
         let out = String::from_utf8(codec.block_frames("blocked", BlockStyle::Default)).unwrap();

@@ -17,6 +17,8 @@
 
 use std::borrow::Cow;
 
+use smallvec::{smallvec, SmallVec};
+
 use super::{json, Channel, ChannelEnd, FrameMeta, FramePiece, FrameView, Locator};
 
 /// The shape of the last frame read in full, when it can stand for the next.
@@ -35,8 +37,8 @@ pub struct FrameTemplate {
     system_fingerprint: Option<Fact>,
     created: Option<u64>,
     sequence_number: Option<u64>,
-    opened: Vec<u32>,
-    closed: Vec<u32>,
+    opened: SmallVec<[u32; 2]>,
+    closed: SmallVec<[u32; 2]>,
     started: bool,
     ends: Vec<ChannelEnd>,
     terminal: bool,
@@ -87,7 +89,7 @@ impl FrameTemplate {
             })
         };
         Some(FrameView {
-            pieces: vec![FramePiece {
+            pieces: smallvec![FramePiece {
                 channel: self.channel?,
                 text: Cow::Borrowed(inner),
                 locator: Locator { start, end },
