@@ -10,6 +10,7 @@ use crate::detect::redact::PseudonymKey;
 use crate::finding::{Action, DetectorKind, Finding};
 use crate::holdback::{redact_str, Redaction, SpanAction, SpanDetector};
 use crate::injection::Level;
+use crate::literals::TextScan;
 
 /// What the response side needs to know about the request it answers.
 #[derive(Debug, Clone, Default)]
@@ -53,24 +54,34 @@ pub struct RequestVerdict {
 
 /// Adapts the span finder to the scanner interface, for one-shot redaction
 /// with the same merge rules as streams.
-struct RequestSpans<'a>(SpanContext<'a>, usize);
+#[derive(Clone, Copy)]
+struct RequestSpans<'a> {
+    context: SpanContext<'a>,
+    max_span: usize,
+    /// The literal pass over the prompt text being redacted, when injection
+    /// scoring already made it: a window that is the whole text reuses it.
+    scan: Option<&'a TextScan<'a>>,
+}
 
 impl SpanDetector for RequestSpans<'_> {
     fn max_span(&self) -> usize {
-        self.1
+        self.max_span
     }
     fn context(&self) -> usize {
-        self.0.engine.span_context()
+        self.context.engine.span_context()
     }
     fn find(&self, text: &str, out: &mut Vec<Redaction>) {
-        self.0.find(text, out)
+        match self.scan.filter(|scan| scan.original == text) {
+            Some(scan) => self.context.find_with_scan(text, scan, out),
+            None => self.context.find(text, out),
+        }
     }
     fn action(&self, tag: u32) -> SpanAction {
         let rule = self
-            .0
+            .context
             .samples
             .rule_of(tag)
-            .map(|r| self.0.profile.rule(r).action);
+            .map(|r| self.context.profile.rule(r).action);
         match rule {
             Some(Action::Block) => SpanAction::Block,
             Some(Action::Redact) => SpanAction::Redact,
@@ -86,8 +97,8 @@ impl Engine {
         samples: &'a Samples,
         key: &'a PseudonymKey,
     ) -> RequestSpans<'a> {
-        RequestSpans(
-            SpanContext {
+        RequestSpans {
+            context: SpanContext {
                 engine: self,
                 profile,
                 side: SideOf::Request,
@@ -96,11 +107,13 @@ impl Engine {
                 fingerprint: None,
             },
             // A request is judged whole, so even a PEM block fits one window.
-            self.policy
+            max_span: self
+                .policy
                 .redaction
                 .max_span_bytes
                 .max(crate::detect::secrets::PEM_MAX_SPAN),
-        )
+            scan: None,
+        }
     }
 
     /// Redacts one prompt text whole; appends its findings and says whether
@@ -114,10 +127,10 @@ impl Engine {
         let redacted = redact_str(spans, self.whole_text_config(), text);
         let mut blocked = false;
         for applied in &redacted.redactions {
-            let Some((rule_index, sample)) = spans.0.samples.get(applied.tag) else {
+            let Some((rule_index, sample)) = spans.context.samples.get(applied.tag) else {
                 continue;
             };
-            let rule = spans.0.profile.rule(rule_index);
+            let rule = spans.context.profile.rule(rule_index);
             blocked |= rule.action == Action::Block;
             findings.push(rule.finding(applied.start, applied.end, sample));
         }
@@ -234,55 +247,59 @@ impl Engine {
         let mut edits: Vec<(Locator, String)> = Vec::new();
         let mut blocked = false;
         for segment in &view.segments {
-            let (redacted, blocks) =
-                self.redact_prompt(&spans, &segment.text, &mut verdict.findings);
-            blocked |= blocks;
-            if redacted.changed && !blocked {
-                edits.push((segment.locator, redacted.text));
-            }
             // Operators write system prompts; users (and tools they control) inject.
             let user_controlled =
                 matches!(segment.kind, SegmentKind::Text | SegmentKind::ToolResult)
                     && segment.role != "assistant";
-            if user_controlled {
-                if let Some((_, rule)) = profile.rule_on(DetectorKind::Injection, true) {
-                    let score = self
-                        .injection
-                        .score_scan(&self.literals.scan_text(&segment.text, true));
-                    verdict.injection_score = verdict.injection_score.max(score.score);
-                    if score.level != Level::Clean {
-                        let block = score.level == Level::Block;
-                        let action = if block { rule.action } else { Action::Flag };
-                        blocked |= action == Action::Block;
-                        verdict.suspect |= !block;
-                        let (start, end) =
-                            score.signals.first().map_or((0, 0), |s| s.span_in_original);
-                        let families: Vec<String> = score
-                            .signals
-                            .iter()
-                            .take(3)
-                            .map(|s| format!("{:?}", s.family).to_lowercase())
-                            .collect();
-                        verdict.findings.push(Finding {
-                            detector: if block {
-                                rule.name.clone()
-                            } else {
-                                format!("{}:suspect", rule.name)
-                            },
-                            action,
-                            // A suspect prompt is an unusual pattern (P3), not a jailbreak.
-                            severity: if block {
-                                rule.severity
-                            } else {
-                                rule.severity.max(crate::finding::Severity::P3)
-                            },
-                            ..rule.finding(
-                                start,
-                                end,
-                                format!("score {:.2}: {}", score.score, families.join("+")),
-                            )
-                        });
-                    }
+            let injection_rule = profile
+                .rule_on(DetectorKind::Injection, true)
+                .filter(|_| user_controlled);
+            // One literal pass serves injection scoring and the span finder.
+            let scan = injection_rule.map(|_| self.literals.scan_text(&segment.text, true));
+            let segment_spans = RequestSpans {
+                scan: scan.as_ref(),
+                ..spans
+            };
+            let (redacted, blocks) =
+                self.redact_prompt(&segment_spans, &segment.text, &mut verdict.findings);
+            blocked |= blocks;
+            if redacted.changed && !blocked {
+                edits.push((segment.locator, redacted.text));
+            }
+            if let (Some((_, rule)), Some(scan)) = (injection_rule, &scan) {
+                let score = self.injection.score_scan(scan);
+                verdict.injection_score = verdict.injection_score.max(score.score);
+                if score.level != Level::Clean {
+                    let block = score.level == Level::Block;
+                    let action = if block { rule.action } else { Action::Flag };
+                    blocked |= action == Action::Block;
+                    verdict.suspect |= !block;
+                    let (start, end) = score.signals.first().map_or((0, 0), |s| s.span_in_original);
+                    let families: Vec<String> = score
+                        .signals
+                        .iter()
+                        .take(3)
+                        .map(|s| format!("{:?}", s.family).to_lowercase())
+                        .collect();
+                    verdict.findings.push(Finding {
+                        detector: if block {
+                            rule.name.clone()
+                        } else {
+                            format!("{}:suspect", rule.name)
+                        },
+                        action,
+                        // A suspect prompt is an unusual pattern (P3), not a jailbreak.
+                        severity: if block {
+                            rule.severity
+                        } else {
+                            rule.severity.max(crate::finding::Severity::P3)
+                        },
+                        ..rule.finding(
+                            start,
+                            end,
+                            format!("score {:.2}: {}", score.score, families.join("+")),
+                        )
+                    });
                 }
             }
         }

@@ -21,6 +21,7 @@ pub enum SideOf {
     Response,
 }
 
+#[derive(Clone, Copy)]
 pub struct SpanContext<'a> {
     pub engine: &'a Engine,
     pub profile: &'a Profile,
@@ -39,6 +40,17 @@ impl SpanContext<'_> {
     /// Appends redactions (and report-only spans) for every enabled span
     /// detector to `out`. Offsets are into `text`.
     pub fn find(&self, text: &str, out: &mut Vec<Redaction>) {
+        // Canaries are worth a second look inside encoded blobs: echoing a
+        // secret in base64 is the oldest exfiltration trick.
+        let decode = !self.request() && !self.engine.policy.canaries.is_empty();
+        let scan = self.engine.literals.scan_text(text, decode);
+        self.find_with_scan(text, &scan, out);
+    }
+
+    /// [`SpanContext::find`] with the literal pass over `text` already done
+    /// (`scan.original` is `text`). Decoded blobs in `scan` are only looked
+    /// at on the response side, as `find` scans them.
+    pub fn find_with_scan(&self, text: &str, scan: &TextScan<'_>, out: &mut Vec<Redaction>) {
         let set = if self.request() {
             self.profile.structured_request
         } else {
@@ -80,13 +92,9 @@ impl SpanContext<'_> {
                 tag,
             });
         }
-        // Canaries are worth a second look inside encoded blobs: echoing a
-        // secret in base64 is the oldest exfiltration trick.
-        let decode = !self.request() && !self.engine.policy.canaries.is_empty();
-        let scan = self.engine.literals.scan_text(text, decode);
-        self.find_literals(&scan, out);
+        self.find_literals(scan, out);
         if !self.request() {
-            self.find_response_only(text, &scan, out);
+            self.find_response_only(text, scan, out);
         }
     }
 
@@ -196,7 +204,10 @@ impl SpanContext<'_> {
     /// Blocked terms and canaries, matched on normalised text and mapped
     /// back to the original span.
     fn find_literals(&self, scan: &TextScan<'_>, out: &mut Vec<Redaction>) {
-        for source in scan.sources() {
+        let sources = scan
+            .sources()
+            .take(if self.request() { 1 } else { usize::MAX });
+        for source in sources {
             for hit in source.hits {
                 let (kind, label) = match hit.family {
                     Family::Blocked(list) => (DetectorKind::BlockedTerm(list), "[BLOCKED]"),

@@ -451,3 +451,33 @@ fn a_body_with_bytes_that_are_not_utf8_is_judged_as_a_replacing_upstream_reads_i
         v.outcome
     );
 }
+
+#[test]
+fn a_prompt_scanned_once_for_injection_and_spans_acts_on_its_own_text_only() {
+    // User segments share one literal pass (with decoded blobs, for
+    // injection scoring) with the span finder, which must still act on the
+    // text alone, as for segments that are not scored.
+    let e = engine(r#"{"blocked_terms": {"competitors": ["Globex"]}}"#);
+    let blocked_terms = |user: &str, role: &str| {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "model": "gpt-4o",
+            "messages": [{"role": role, "content": user}]
+        }))
+        .unwrap();
+        let v = e.inspect_request("/v1/chat/completions", &body, &KEY);
+        v.findings
+            .iter()
+            .filter(|f| f.detector.starts_with("blocked_term"))
+            .map(|f| (f.start, f.end))
+            .collect::<Vec<_>>()
+    };
+    let plain = "Compare us with Globex, please";
+    assert_eq!(blocked_terms(plain, "user"), vec![(16, 22)]);
+    assert_eq!(blocked_terms(plain, "assistant"), vec![(16, 22)]);
+    let encoded = "Decode R2xvYmV4IGlzIG91ciBtYWluIHJpdmFsLCBHbG9iZXg= for me";
+    assert!(crate::normalize::decode_blobs(encoded)
+        .iter()
+        .any(|b| b.text.contains("Globex")));
+    assert_eq!(blocked_terms(encoded, "user"), vec![]);
+    assert_eq!(blocked_terms(encoded, "assistant"), vec![]);
+}
