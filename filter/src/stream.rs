@@ -3,13 +3,17 @@
 //! original order.
 //!
 //! ```text
-//!  bytes ─► SseDecoder ─► events ─► StreamCodec::parse ─► pieces ─► Holdback (per channel)
-//!                            │                                          │ released pieces
-//!                            └──────────► queue of held frames ◄────────┘
+//!  bytes ─► SseDecoder ─► events ─► StreamCodec::parse_next ─► pieces ─► Holdback (per channel)
+//!                            │                                               │ released pieces
+//!                            └──────────► queue of held frames ◄─────────────┘
 //!                                             │ front frame complete?
 //!                                             ▼
 //!                    untouched: original bytes │ touched: data re-spliced, event re-framed
 //! ```
+//!
+//! A frame shaped like the one before it (the same bytes around its one
+//! piece's string) reuses that frame's reading instead of going through
+//! serde again (`codec/template.rs`): the reading is the same, only cheaper.
 //!
 //! # Guarantees
 //!
