@@ -54,12 +54,13 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use smallvec::SmallVec;
+
 use crate::codec::{
     self, BlockStyle, Channel, ChannelEnd, FrameMeta, FrameView, Locator, Provider, StreamCodec,
 };
 use crate::holdback::{redact_str, Holdback, HoldbackConfig, Released, SpanAction, SpanDetector};
 use crate::sse::{Opaque, RawEvent, SseDecoder, DEFAULT_MAX_EVENT_SIZE};
-use smallvec::SmallVec;
 
 /// Default cap on held state per stream: 512 KiB. A typical window of a few
 /// hundred text bytes arrives in ~100 frames of ~250 bytes, so this leaves

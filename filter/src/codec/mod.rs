@@ -28,13 +28,12 @@ pub mod openai_responses;
 mod template;
 
 use std::borrow::Cow;
-
-use smallvec::SmallVec;
 use std::fmt;
 use std::sync::LazyLock;
 
 use memchr::memmem;
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 use crate::sse::SseEvent;
 

@@ -63,14 +63,14 @@ impl FrameTemplate {
             return None;
         }
         let bytes = data.as_bytes();
-        if bytes.len() < self.prefix.len() + self.suffix.len() + 2
-            || !same_bytes(&bytes[..self.prefix.len()], &self.prefix)
-            || !same_bytes(&bytes[bytes.len() - self.suffix.len()..], &self.suffix)
-        {
+        if bytes.len() < self.prefix.len() + self.suffix.len() + 2 {
             return None;
         }
         let start = self.prefix.len();
         let end = bytes.len() - self.suffix.len();
+        if !same_bytes(&bytes[..start], &self.prefix) || !same_bytes(&bytes[end..], &self.suffix) {
+            return None;
+        }
         let literal = data.get(start..end)?;
         let inner = literal.strip_prefix('"')?.strip_suffix('"')?;
         // A quote inside would make it more than one token; a backslash
