@@ -216,14 +216,27 @@ pub struct AppliedRedaction {
 pub struct Released {
     /// The id [`Holdback::push`] returned for the piece.
     pub id: u64,
-    /// The redacted text that belongs in the piece's frame.
-    pub text: String,
-    /// Whether any redaction touched the piece (its text then differs from
-    /// the input, unless a replacement happened to equal what it replaced).
-    pub changed: bool,
+    /// The redacted text that belongs in the piece's frame, when a redaction
+    /// touched the piece (it then differs from the input, unless a
+    /// replacement happened to equal what it replaced). `None`: the output
+    /// is the input verbatim. Most pieces are untouched, and their text is
+    /// not copied for the caller, which has it already.
+    pub rewrite: Option<String>,
     /// Spans that start in this piece (merged runs report every member;
     /// [`SpanAction::Report`] spans are listed but were not applied).
     pub redactions: Vec<AppliedRedaction>,
+}
+
+impl Released {
+    /// Whether any redaction touched the piece.
+    pub fn changed(&self) -> bool {
+        self.rewrite.is_some()
+    }
+
+    /// The piece's output, given the `input` it was pushed with.
+    pub fn text<'a>(&'a self, input: &'a str) -> &'a str {
+        self.rewrite.as_deref().unwrap_or(input)
+    }
 }
 
 #[derive(Debug)]
@@ -231,9 +244,26 @@ struct Pending {
     id: u64,
     start: usize,
     end: usize,
-    out: String,
+    /// The output emitted so far, once it has to be kept apart from `buf`:
+    /// the piece changed, or compaction dropped its start. `None`: the
+    /// output so far is `buf[start..committed]`, not copied.
+    out: Option<String>,
     changed: bool,
     redactions: Vec<AppliedRedaction>,
+}
+
+impl Pending {
+    /// The piece's output so far, copied out of `buf` (whose text from
+    /// `base` on is the input) if it was not yet: everything of the piece
+    /// before `emitted_to` has been emitted, and verbatim while `out` is
+    /// `None`.
+    fn materialize(&mut self, buf: &str, base: usize, emitted_to: usize) -> &mut String {
+        let (start, end) = (self.start, self.end);
+        self.out.get_or_insert_with(|| {
+            let to = emitted_to.clamp(start, end);
+            buf[start - base..to - base].to_string()
+        })
+    }
 }
 
 /// The latest merged run of redactions. Its replacement has been emitted
@@ -319,7 +349,7 @@ impl Holdback {
             id,
             start,
             end: self.total,
-            out: String::new(),
+            out: None,
             changed: false,
             redactions: Vec::new(),
         });
@@ -352,7 +382,11 @@ impl Holdback {
     pub fn held_bytes(&self) -> usize {
         let dead = self.keep_from.saturating_sub(self.base);
         self.buf.len() - dead.min(self.buf.len())
-            + self.pieces.iter().map(|p| p.out.len()).sum::<usize>()
+            + self
+                .pieces
+                .iter()
+                .map(|p| p.out.as_ref().map_or(0, String::len))
+                .sum::<usize>()
     }
 
     /// Pieces pushed but not yet released.
@@ -488,6 +522,17 @@ impl Holdback {
             {
                 self.moved += live;
             }
+            // Pieces that can still be changed keep the output they had.
+            // Committed ones are final: an unchanged one is released
+            // without its text, so it needs nothing from `buf`.
+            for p in self.pieces.iter_mut() {
+                if p.start >= self.keep_from {
+                    break;
+                }
+                if p.end > next {
+                    p.materialize(&self.buf, self.base, next);
+                }
+            }
             self.buf.drain(..dead);
             self.base = self.keep_from;
         }
@@ -532,9 +577,12 @@ impl Holdback {
             if p.start >= to {
                 break;
             }
-            let s = p.start.max(from);
-            let e = p.end.min(to);
-            p.out.push_str(&self.buf[s - self.base..e - self.base]);
+            // A piece not yet copied out reads its output from `buf`.
+            if let Some(out) = &mut p.out {
+                let s = p.start.max(from);
+                let e = p.end.min(to);
+                out.push_str(&self.buf[s - self.base..e - self.base]);
+            }
         }
     }
 
@@ -550,13 +598,14 @@ impl Holdback {
             if p.start >= to {
                 break;
             }
+            p.materialize(&self.buf, self.base, from);
             p.changed = true;
         }
     }
 
     fn emit_replacement(&mut self, at: usize, text: &str) {
         if let Some(p) = self.pieces.iter_mut().find(|p| p.start <= at && at < p.end) {
-            p.out.push_str(text);
+            p.materialize(&self.buf, self.base, at).push_str(text);
             p.changed = true;
         }
     }
@@ -571,8 +620,7 @@ impl Holdback {
             };
             out.push(Released {
                 id: p.id,
-                text: p.out,
-                changed: p.changed,
+                rewrite: if p.changed { p.out } else { None },
                 redactions: p.redactions,
             });
         }
@@ -622,9 +670,10 @@ pub fn redact_str<D: SpanDetector + ?Sized>(
         changed: false,
         redactions: Vec::new(),
     };
+    // One piece: its output is the whole text.
     for r in out {
-        result.text.push_str(&r.text);
-        result.changed |= r.changed;
+        result.text.push_str(r.text(text));
+        result.changed |= r.changed();
         result.redactions.extend(r.redactions);
     }
     result
@@ -803,8 +852,10 @@ mod tests {
         out
     }
 
-    fn joined(out: &[Released]) -> String {
-        out.iter().map(|r| r.text.as_str()).collect()
+    /// The output of `pieces`, released as `out` (one each, in order).
+    fn joined(out: &[Released], pieces: &[&str]) -> String {
+        assert_eq!(out.len(), pieces.len());
+        out.iter().zip(pieces).map(|(r, p)| r.text(p)).collect()
     }
 
     #[test]
@@ -816,7 +867,7 @@ mod tests {
             let mut out = Vec::new();
             scanner.push(&d, &text, &mut out);
             scanner.finish(&d, &mut out);
-            assert_eq!(joined(&out), text.replace("secret", "[W0]"));
+            assert_eq!(joined(&out, &[&text]), text.replace("secret", "[W0]"));
             // Compacting after every block would move ~size²/(2·step) bytes.
             assert!(
                 scanner.moved <= 4 * text.len(),
@@ -835,12 +886,8 @@ mod tests {
             HoldbackConfig { step: 4 },
             &["the se", "cr", "et is out"],
         );
-        let texts: Vec<&str> = out.iter().map(|r| r.text.as_str()).collect();
-        assert_eq!(texts, ["the [W0]", "", " is out"]);
-        assert_eq!(
-            out.iter().map(|r| r.changed).collect::<Vec<_>>(),
-            [true, true, true]
-        );
+        let texts: Vec<Option<&str>> = out.iter().map(|r| r.rewrite.as_deref()).collect();
+        assert_eq!(texts, [Some("the [W0]"), Some(""), Some(" is out")]);
         assert_eq!(
             out[0].redactions,
             [AppliedRedaction {
@@ -906,8 +953,8 @@ mod tests {
         let d = WordDetector::new(&["x"]);
         let out = run(&d, HoldbackConfig { step: 1 }, &["a", "", "b", "c"]);
         assert_eq!(out.iter().map(|r| r.id).collect::<Vec<_>>(), [0, 1, 2, 3]);
-        assert_eq!(joined(&out), "abc");
-        assert!(out.iter().all(|r| !r.changed));
+        assert_eq!(joined(&out, &["a", "", "b", "c"]), "abc");
+        assert!(out.iter().all(|r| !r.changed()));
     }
 
     #[test]
@@ -921,7 +968,8 @@ mod tests {
         assert!(out.is_empty());
         h.push(&d, "efghijk", &mut out); // 11 bytes: block [0,4) decidable
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].text, "abcd");
+        assert_eq!(out[0].text("abcd"), "abcd");
+        assert!(!out[0].changed());
     }
 
     #[test]
@@ -952,14 +1000,11 @@ mod tests {
     fn a_long_digit_run_split_anywhere_gives_one_answer() {
         let d = DigitRunDetector { max: 5 };
         let text = "call 0123456789012345678 now";
-        let whole = joined(&run(&d, HoldbackConfig { step: 3 }, &[text]));
+        let whole = joined(&run(&d, HoldbackConfig { step: 3 }, &[text]), &[text]);
         for cut in 0..=text.len() {
-            let out = run(
-                &d,
-                HoldbackConfig { step: 3 },
-                &[&text[..cut], &text[cut..]],
-            );
-            assert_eq!(joined(&out), whole, "cut at {cut}");
+            let pieces = [&text[..cut], &text[cut..]];
+            let out = run(&d, HoldbackConfig { step: 3 }, &pieces);
+            assert_eq!(joined(&out, &pieces), whole, "cut at {cut}");
         }
         // This detector is not local (greedy cuts depend on where a window
         // starts), so parts of the run can escape: the schedule makes that
@@ -972,8 +1017,9 @@ mod tests {
         let d = WordDetector::new(&["clé"]);
         let text = "é€ la clé 𝄞 est là";
         for step in 1..6 {
-            let out = run(&d, HoldbackConfig { step }, &["é€ la c", "lé 𝄞", " est là"]);
-            assert_eq!(joined(&out), "é€ la [W0] 𝄞 est là");
+            let pieces = ["é€ la c", "lé 𝄞", " est là"];
+            let out = run(&d, HoldbackConfig { step }, &pieces);
+            assert_eq!(joined(&out, &pieces), "é€ la [W0] 𝄞 est là");
         }
         assert_eq!(
             redact_str(&d, HoldbackConfig { step: 1 }, text).text,
@@ -1014,8 +1060,9 @@ mod tests {
         }
         let text = "éééééééééé";
         let whole = redact_str(&Wild, HoldbackConfig { step: 2 }, text).text;
-        let out = run(&Wild, HoldbackConfig { step: 2 }, &["éé", "ééééé", "ééé"]);
-        assert_eq!(joined(&out), whole);
+        let pieces = ["éé", "ééééé", "ééé"];
+        let out = run(&Wild, HoldbackConfig { step: 2 }, &pieces);
+        assert_eq!(joined(&out, &pieces), whole);
     }
 
     #[test]
@@ -1028,8 +1075,8 @@ mod tests {
         h.push(&d, "k b", &mut out);
         h.finish(&d, &mut out);
         assert_eq!(
-            out.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
-            ["a [W0]", "[W0] b"]
+            out.iter().map(|r| r.rewrite.as_deref()).collect::<Vec<_>>(),
+            [Some("a [W0]"), Some("[W0] b")]
         );
         assert_eq!(out[1].redactions[0].start, 0);
     }
@@ -1100,13 +1147,9 @@ mod tests {
             let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
             let split = run(&d, config, &refs);
             let whole = run(&d, config, &[text.as_str()]);
-            prop_assert_eq!(joined(&split), joined(&whole));
+            prop_assert_eq!(joined(&split, &refs), joined(&whole, &[text.as_str()]));
             // One released piece per input piece, in order.
             prop_assert_eq!(split.iter().map(|r| r.id).collect::<Vec<_>>(), (0..pieces.len() as u64).collect::<Vec<_>>());
-            // Untouched pieces are the input verbatim.
-            for (r, p) in split.iter().zip(&pieces) {
-                if !r.changed { prop_assert_eq!(&r.text, p); }
-            }
             // Same redactions reported, whatever the split.
             let tags = |out: &[Released]| out.iter().flat_map(|r| r.redactions.iter().copied()).collect::<Vec<_>>();
             prop_assert_eq!(tags(&split), tags(&whole));
@@ -1122,7 +1165,7 @@ mod tests {
             let pieces = split_at_chars(&text, &cuts);
             let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
             let split = run(&d, HoldbackConfig { step }, &refs);
-            prop_assert_eq!(joined(&split), one_shot(&d, &text));
+            prop_assert_eq!(joined(&split, &refs), one_shot(&d, &text));
         }
     }
 }

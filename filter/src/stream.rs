@@ -234,13 +234,14 @@ struct Held {
     size: usize,
 }
 
-/// One piece of a held frame: where its string literal is, and its
-/// redacted text (and whether it changed) once its scanner released it.
+/// One piece of a held frame: where its string literal is, and whether its
+/// scanner released it, with its redacted text if that changed.
 #[derive(Debug)]
 struct Slot {
     channel: Channel,
     locator: Locator,
-    released: Option<(String, bool)>,
+    released: bool,
+    rewrite: Option<String>,
 }
 
 /// A redacting pass-through for one streamed response.
@@ -539,7 +540,8 @@ impl<D: SpanDetector> ResponseStream<D> {
                 .map(|p| Slot {
                     channel: p.channel,
                     locator: p.locator,
-                    released: None,
+                    released: false,
+                    rewrite: None,
                 })
                 .collect(),
             pending: pieces.len(),
@@ -692,7 +694,8 @@ impl<D: SpanDetector> ResponseStream<D> {
                 continue;
             };
             if let Some(slot) = held.slots.get_mut(slot) {
-                slot.released = Some((r.text, r.changed));
+                slot.released = true;
+                slot.rewrite = r.rewrite;
             }
             held.pending -= 1;
         }
@@ -740,7 +743,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             let mut waiting: Vec<Channel> = front
                 .slots
                 .iter()
-                .filter(|slot| slot.released.is_none())
+                .filter(|slot| !slot.released)
                 .map(|slot| slot.channel)
                 .collect();
             waiting.sort();
@@ -758,7 +761,7 @@ impl<D: SpanDetector> ResponseStream<D> {
 fn render(held: &Held) -> Option<Vec<u8>> {
     let mut edits: Vec<(Locator, &str)> = Vec::new();
     for slot in held.slots.iter() {
-        if let Some((text, true)) = &slot.released {
+        if let Some(text) = &slot.rewrite {
             edits.push((slot.locator, text.as_str()));
         }
     }
