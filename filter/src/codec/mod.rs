@@ -1047,6 +1047,19 @@ pub(crate) mod json {
         string_text(raw)
     }
 
+    /// The text of `literal` when it is exactly one JSON string token, quotes
+    /// included; `None` otherwise. Unlike [`string_text`], `literal` need
+    /// not have been validated: a plain one is checked for quotes and
+    /// control bytes, and one with escapes is decoded by serde, which
+    /// rejects bad escapes and a closing quote before the last byte.
+    pub fn string_token(literal: &str) -> Option<Cow<'_, str>> {
+        let inner = literal.strip_prefix('"')?.strip_suffix('"')?;
+        if !inner.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            return Some(Cow::Borrowed(inner));
+        }
+        serde_json::from_str::<Str<'_>>(literal).ok().map(|s| s.0)
+    }
+
     /// The text of the JSON string `raw` holds. A raw value was validated
     /// when it was read (control characters included), so a string without
     /// a backslash is the text between its quotes: most stream pieces are,

@@ -12,8 +12,8 @@
 //! A frame becomes a template when it has exactly one piece, no snapshot and
 //! no usage count, and its strings other than the piece are outside the
 //! piece's literal; the template keeps every other part of its reading.
-//! Only strings without escapes are taken between the quotes: a frame whose
-//! text has a `\n` is read in full (and teaches its shape to the next).
+//! The new string must be one JSON string token: plain text between the
+//! quotes, or escapes that serde decodes (a `\n`, a `\"`, a `\u00e9`).
 
 use std::borrow::Cow;
 
@@ -71,13 +71,9 @@ impl FrameTemplate {
         if !same_bytes(&bytes[..start], &self.prefix) || !same_bytes(&bytes[end..], &self.suffix) {
             return None;
         }
-        let literal = data.get(start..end)?;
-        let inner = literal.strip_prefix('"')?.strip_suffix('"')?;
-        // A quote inside would make it more than one token; a backslash
-        // or control byte needs decoding (or is invalid JSON).
-        if inner.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-            return None;
-        }
+        // The middle must be one string token, or the document's structure
+        // could differ from the template's.
+        let text = json::string_token(data.get(start..end)?)?;
         let fact = |fact: &Option<Fact>| -> Option<Option<Cow<'a, str>>> {
             Some(match fact {
                 None => None,
@@ -91,7 +87,7 @@ impl FrameTemplate {
         Some(FrameView {
             pieces: smallvec![FramePiece {
                 channel: self.channel?,
-                text: Cow::Borrowed(inner),
+                text,
                 locator: Locator { start, end },
             }],
             meta: FrameMeta {
@@ -246,30 +242,38 @@ mod tests {
                 RESPONSES,
             ),
         ] {
-            let frames: Vec<_> = [
+            let texts = [
                 r#"" the""#,
                 r#""""#,
                 r#"" caf\u00e9""#,
                 r#""é 🦀""#,
+                r#""line\nbreak, \"quoted\" \\ \ud83e\udd80""#,
+                r#""\\""#,
                 r#""x""#,
-            ]
-            .iter()
-            .map(|t| (event, frame(shape, t)))
-            .collect();
-            // The escaped text is read in full; every other one after the first is templated.
-            assert_eq!(agree(provider, &frames).unwrap(), 3, "{shape}");
+            ];
+            let frames: Vec<_> = texts.iter().map(|t| (event, frame(shape, t))).collect();
+            // Every frame after the first is templated, escapes decoded.
+            assert_eq!(
+                agree(provider, &frames).unwrap(),
+                texts.len() - 1,
+                "{shape}"
+            );
         }
     }
 
     #[test]
-    fn anything_but_a_plain_string_in_the_same_place_is_read_in_full() {
+    fn anything_but_one_string_token_in_the_same_place_is_read_in_full() {
         let mut codec = StreamCodec::new(Provider::OpenAiChat);
         codec.parse_next(None, Some(&frame(OPENAI, r#""a""#)));
         for literal in [
             r#""a","content":"b""#,
-            r#""a\"b""#,
-            r#""line\nbreak""#,
+            r#""a\\"b""#,
+            r#""ends in an escaped quote\""#,
+            r#""bad \x escape""#,
+            r#""lone \ud800 surrogate""#,
+            r#""short \u12 escape""#,
             "\"tab\there\"",
+            "\"new\nline\"",
             "null",
             "7",
             r#"["a"]"#,
@@ -350,6 +354,8 @@ mod tests {
                 "null",
                 r#""\ud800""#,
                 r#""\x""#,
+                r#""a\\"b""#,
+                r#""a\""#,
                 "\"\u{1}\"",
                 r#"""#,
                 "",
