@@ -14,6 +14,9 @@
 //! piece's literal; the template keeps every other part of its reading.
 //! The new string must be one JSON string token: plain text between the
 //! quotes, or escapes that serde decodes (a `\n`, a `\"`, a `\u00e9`).
+//! One other string may change too: OpenAI's random padding
+//! ([`PADDING_KEY`]), which no reading depends on; it must still be one
+//! string token.
 
 use std::borrow::Cow;
 
@@ -29,8 +32,12 @@ pub struct FrameTemplate {
     event: Option<String>,
     /// The data before the piece's opening quote.
     prefix: Vec<u8>,
-    /// The data after its closing quote.
+    /// The data after its closing quote, up to the padding literal if any.
     suffix: Vec<u8>,
+    /// Whether a padding literal follows `suffix` (see [`PADDING_KEY`]).
+    padded: bool,
+    /// The data after the padding literal.
+    tail: Vec<u8>,
     channel: Option<Channel>,
     id: Option<Fact>,
     model: Option<Fact>,
@@ -44,13 +51,22 @@ pub struct FrameTemplate {
     terminal: bool,
 }
 
+/// A top-level key whose string value no codec reads and which changes
+/// from frame to frame: OpenAI pads its delta events with random
+/// characters there (`stream_options.include_obfuscation`, on by default
+/// in the Chat Completions and Responses APIs), so without it no real
+/// OpenAI stream would repeat a shape.
+const PADDING_KEY: &str = "obfuscation";
+
 /// Where a string fact of the template frame is.
 #[derive(Debug, Clone)]
 enum Fact {
     /// At this span of the prefix, which the next frame repeats.
     InPrefix(usize, usize),
-    /// This many bytes before the end of the data (inside the suffix).
+    /// At this span of the suffix (offsets from the piece's closing quote).
     InSuffix(usize, usize),
+    /// This many bytes before the end of the data (inside the tail).
+    InTail(usize, usize),
     /// Decoded from escapes: the text itself.
     Owned(String),
 }
@@ -63,22 +79,42 @@ impl FrameTemplate {
             return None;
         }
         let bytes = data.as_bytes();
-        if bytes.len() < self.prefix.len() + self.suffix.len() + 2 {
-            return None;
-        }
         let start = self.prefix.len();
-        let end = bytes.len() - self.suffix.len();
-        if !same_bytes(&bytes[..start], &self.prefix) || !same_bytes(&bytes[end..], &self.suffix) {
+        if bytes.len() < start + self.suffix.len() + self.tail.len() + 2
+            || !same_bytes(&bytes[..start], &self.prefix)
+        {
             return None;
         }
-        // The middle must be one string token, or the document's structure
+        // The piece's literal ends where the suffix starts: found from the
+        // end, or (with a padding literal of any length after it) at its
+        // closing quote.
+        let end = if self.padded {
+            string_end(bytes, start)?
+        } else {
+            bytes.len() - self.suffix.len()
+        };
+        let suffix_end = end + self.suffix.len();
+        if !same_bytes(bytes.get(end..suffix_end)?, &self.suffix) {
+            return None;
+        }
+        if self.padded {
+            let tail_start = bytes.len().checked_sub(self.tail.len())?;
+            if tail_start < suffix_end || !same_bytes(&bytes[tail_start..], &self.tail) {
+                return None;
+            }
+            json::string_token(data.get(suffix_end..tail_start)?)?;
+        }
+        // Each middle must be one string token, or the document's structure
         // could differ from the template's.
         let text = json::string_token(data.get(start..end)?)?;
         let fact = |fact: &Option<Fact>| -> Option<Option<Cow<'a, str>>> {
             Some(match fact {
                 None => None,
                 Some(Fact::InPrefix(from, to)) => Some(Cow::Borrowed(data.get(*from..*to)?)),
-                Some(Fact::InSuffix(from_end, to_end)) => Some(Cow::Borrowed(
+                Some(Fact::InSuffix(from, to)) => {
+                    Some(Cow::Borrowed(data.get(end + from..end + to)?))
+                }
+                Some(Fact::InTail(from_end, to_end)) => Some(Cow::Borrowed(
                     data.get(bytes.len() - from_end..bytes.len() - to_end)?,
                 )),
                 Some(Fact::Owned(text)) => Some(Cow::Owned(text.clone())),
@@ -125,6 +161,7 @@ impl FrameTemplate {
         if !simple || literal.len() < 2 || !literal.starts_with('"') || !literal.ends_with('"') {
             return None;
         }
+        let padding = padding_literal(data, end);
         let fact = |text: &Option<Cow<'_, str>>| -> Option<Option<Fact>> {
             let Some(text) = text else {
                 return Some(None);
@@ -136,14 +173,17 @@ impl FrameTemplate {
             else {
                 return Some(Some(Fact::Owned(text.to_string())));
             };
-            if to <= start {
-                Some(Some(Fact::InPrefix(from, to)))
-            } else if from >= end {
-                Some(Some(Fact::InSuffix(data.len() - from, data.len() - to)))
+            let suffix_end = padding.map_or(data.len(), |p| p.start);
+            Some(Some(if to <= start {
+                Fact::InPrefix(from, to)
+            } else if from >= end && to <= suffix_end {
+                Fact::InSuffix(from - end, to - end)
+            } else if padding.is_some_and(|p| from >= p.end) {
+                Fact::InTail(data.len() - from, data.len() - to)
             } else {
-                // Borrowed from the piece itself: it would change with it.
-                None
-            }
+                // Borrowed from a literal that changes from frame to frame.
+                return None;
+            }))
         };
         self.id = fact(&meta.id)?;
         self.model = fact(&meta.model)?;
@@ -164,12 +204,49 @@ impl FrameTemplate {
             }
             None => self.event = None,
         }
+        let bytes = data.as_bytes();
         self.prefix.clear();
-        self.prefix.extend_from_slice(&data.as_bytes()[..start]);
+        self.prefix.extend_from_slice(&bytes[..start]);
         self.suffix.clear();
-        self.suffix.extend_from_slice(&data.as_bytes()[end..]);
+        self.tail.clear();
+        self.padded = padding.is_some();
+        match padding {
+            Some(p) => {
+                self.suffix.extend_from_slice(&bytes[end..p.start]);
+                self.tail.extend_from_slice(&bytes[p.end..]);
+            }
+            None => self.suffix.extend_from_slice(&bytes[end..]),
+        }
         Some(())
     }
+}
+
+/// The span of the top-level [`PADDING_KEY`] string in `data`, when it
+/// comes after `after` (the end of the piece's literal).
+fn padding_literal(data: &str, after: usize) -> Option<Locator> {
+    memchr::memmem::find(data.as_bytes().get(after..)?, PADDING_KEY.as_bytes())?;
+    let [Some(raw)] = json::pick(data, [PADDING_KEY])? else {
+        return None;
+    };
+    let span = json::locate(data, raw)?;
+    (raw.get().starts_with('"') && span.start >= after).then_some(span)
+}
+
+/// One past the closing quote of the JSON string that opens at `start`
+/// (its escapes skipped, not checked), if it closes.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    if bytes.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut i = start + 1;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => return Some(i + 1),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// `a == b`, eight bytes at a time. Slice equality calls `memcmp`, which in
@@ -201,9 +278,21 @@ mod tests {
         r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":TEXT}}"#;
     const ANTHROPIC_THINKING: &str = r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":TEXT}}"#;
     const RESPONSES: &str = r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":TEXT,"sequence_number":4}"#;
+    // As OpenAI sends them by default: random padding after the text.
+    const OPENAI_PADDED: &str = r#"{"id":"chatcmpl-3","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","service_tier":"default","system_fingerprint":"fp_b","choices":[{"index":0,"delta":{"content":TEXT},"logprobs":null,"finish_reason":null}],"obfuscation":PAD}"#;
+    // Facts between the text and the padding, and after it.
+    const OPENAI_SORTED_PADDED: &str = r#"{"choices":[{"delta":{"content":TEXT},"finish_reason":null,"index":0,"logprobs":null}],"created":1767274245,"id":"chatcmpl-1","model":"gpt-4o","obfuscation":PAD,"object":"chat.completion.chunk","system_fingerprint":"fp_7f"}"#;
+    const RESPONSES_PADDED: &str = r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":TEXT,"logprobs":[],"obfuscation":PAD,"sequence_number":4}"#;
+    // Padding that is not the top-level key: the frame must repeat it.
+    const OPENAI_NESTED_PAD: &str =
+        r#"{"id":"c","choices":[{"index":0,"delta":{"content":TEXT,"obfuscation":PAD}}]}"#;
 
     fn frame(shape: &str, literal: &str) -> String {
-        shape.replace("TEXT", literal)
+        padded(shape, literal, r#""Zq""#)
+    }
+
+    fn padded(shape: &str, literal: &str, padding: &str) -> String {
+        shape.replace("PAD", padding).replace("TEXT", literal)
     }
 
     /// Reads `frames` in order with one templating codec, and each alone
@@ -241,6 +330,13 @@ mod tests {
                 Some("response.output_text.delta"),
                 RESPONSES,
             ),
+            (Provider::OpenAiChat, None, OPENAI_PADDED),
+            (Provider::OpenAiChat, None, OPENAI_SORTED_PADDED),
+            (
+                Provider::OpenAiResponses,
+                Some("response.output_text.delta"),
+                RESPONSES_PADDED,
+            ),
         ] {
             let texts = [
                 r#"" the""#,
@@ -251,7 +347,12 @@ mod tests {
                 r#""\\""#,
                 r#""x""#,
             ];
-            let frames: Vec<_> = texts.iter().map(|t| (event, frame(shape, t))).collect();
+            let paddings = [r#""a""#, r#""""#, r#""KpX0w""#, r#""\u0041\"b""#];
+            let frames: Vec<_> = texts
+                .iter()
+                .zip(paddings.iter().cycle())
+                .map(|(t, p)| (event, padded(shape, t, p)))
+                .collect();
             // Every frame after the first is templated, escapes decoded.
             assert_eq!(
                 agree(provider, &frames).unwrap(),
@@ -305,6 +406,46 @@ mod tests {
             .template
             .read(Some("content_block_delta"), &moved)
             .is_none());
+    }
+
+    #[test]
+    fn only_top_level_string_padding_may_change() {
+        let mut codec = StreamCodec::new(Provider::OpenAiChat);
+        codec.parse_next(None, Some(&padded(OPENAI_PADDED, r#""a""#, r#""p""#)));
+        assert!(codec
+            .template
+            .read(None, &padded(OPENAI_PADDED, r#""b""#, r#""longer pad""#))
+            .is_some());
+        for padding in ["7", "null", r#""a","x":"b""#, r#""bad \x""#, r#""open"#] {
+            assert!(
+                codec
+                    .template
+                    .read(None, &padded(OPENAI_PADDED, r#""b""#, padding))
+                    .is_none(),
+                "{padding}"
+            );
+        }
+        // The bytes on either side of the padding are still the shape.
+        let mut codec = StreamCodec::new(Provider::OpenAiChat);
+        let learned = padded(OPENAI_SORTED_PADDED, r#""a""#, r#""p""#);
+        codec.parse_next(None, Some(&learned));
+        for (from, to) in [
+            ("\"fp_7f\"", "\"fp_8g\""),
+            ("\"gpt-4o\"", "\"gpt-5o\""),
+            ("}]", "},{\"index\":1,\"delta\":{}}]"),
+            ("\"system_", "\"usage\":{\"completion_tokens\":5},\"system_"),
+        ] {
+            let changed = learned.replace(from, to);
+            assert_ne!(changed, learned);
+            assert!(codec.template.read(None, &changed).is_none(), "{changed}");
+        }
+        // Nested, it is part of the shape like any other byte.
+        let mut codec = StreamCodec::new(Provider::OpenAiChat);
+        codec.parse_next(None, Some(&padded(OPENAI_NESTED_PAD, r#""a""#, r#""p""#)));
+        let again = padded(OPENAI_NESTED_PAD, r#""b""#, r#""p""#);
+        assert!(codec.template.read(None, &again).is_some());
+        let moved = padded(OPENAI_NESTED_PAD, r#""b""#, r#""q""#);
+        assert!(codec.template.read(None, &moved).is_none());
     }
 
     #[test]
@@ -369,7 +510,7 @@ mod tests {
 
         #[test]
         fn templated_readings_equal_full_readings(
-            frames in prop::collection::vec((0usize..8, literal()), 1..24)
+            frames in prop::collection::vec((0usize..12, literal(), literal()), 1..24)
         ) {
             let shapes = [
                 (Provider::OpenAiChat, None, OPENAI_SORTED),
@@ -380,11 +521,15 @@ mod tests {
                 (Provider::Anthropic, Some("content_block_delta"), ANTHROPIC),
                 (Provider::Anthropic, Some("content_block_delta"), ANTHROPIC_THINKING),
                 (Provider::OpenAiResponses, Some("response.output_text.delta"), RESPONSES),
+                (Provider::OpenAiChat, None, OPENAI_PADDED),
+                (Provider::OpenAiChat, None, OPENAI_SORTED_PADDED),
+                (Provider::OpenAiResponses, Some("response.output_text.delta"), RESPONSES_PADDED),
+                (Provider::OpenAiChat, None, OPENAI_NESTED_PAD),
             ];
             for provider in [Provider::OpenAiChat, Provider::Anthropic, Provider::OpenAiResponses] {
                 let stream: Vec<(Option<&str>, String)> = frames
                     .iter()
-                    .map(|(shape, text)| (shapes[*shape].1, frame(shapes[*shape].2, text)))
+                    .map(|(shape, text, padding)| (shapes[*shape].1, padded(shapes[*shape].2, text, padding)))
                     .collect();
                 agree(provider, &stream)?;
             }

@@ -572,12 +572,19 @@ impl StreamMeta {
 /// An OpenAI chat completions SSE stream: a role frame, one frame per
 /// token, a finish frame, a usage frame and `[DONE]`. Returns the frames
 /// (each a complete `data: …\n\n` event) so callers can chunk them.
+/// Delta frames carry an `obfuscation` string, as OpenAI sends by default
+/// (`stream_options.include_obfuscation`): random characters that even
+/// out the frames' sizes, so shorter text gets more of them.
 pub fn openai_sse(meta: &StreamMeta, tokens: &[&str]) -> Vec<String> {
-    let frame = |delta: serde_json::Value, finish: serde_json::Value| {
+    let mut padding = Rng::new(meta.created);
+    let mut frame = |delta: serde_json::Value, finish: serde_json::Value, text: &str| {
+        let len = 16usize.saturating_sub(text.len()).max(1) + padding.below(3);
+        let pad = padding.chars(ALNUM, len);
         let chunk = json!({
             "id": meta.id, "object": "chat.completion.chunk", "created": meta.created, "model": meta.model,
             "system_fingerprint": meta.fingerprint,
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+            "obfuscation": pad,
         });
         format!("data: {chunk}\n\n")
     };
@@ -585,11 +592,12 @@ pub fn openai_sse(meta: &StreamMeta, tokens: &[&str]) -> Vec<String> {
     out.push(frame(
         json!({"role": "assistant", "content": "", "refusal": null}),
         json!(null),
+        "",
     ));
     for t in tokens {
-        out.push(frame(json!({"content": t}), json!(null)));
+        out.push(frame(json!({"content": t}), json!(null), t));
     }
-    out.push(frame(json!({}), json!("stop")));
+    out.push(frame(json!({}), json!("stop"), ""));
     let usage = json!({
         "id": meta.id, "object": "chat.completion.chunk", "created": meta.created, "model": meta.model,
         "system_fingerprint": meta.fingerprint, "choices": [],
