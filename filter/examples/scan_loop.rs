@@ -2,8 +2,8 @@
 //! `host-tests/examples/profile_scan.rs`, for a profiler:
 //! `cargo build --profile profiling -p rheostat-filter --example scan_loop`, then
 //! `perf record -g target/profiling/examples/scan_loop target/corpus body 5`.
-//! Paths: `body` (buffered OpenAI JSON), `openai` and `anthropic` (SSE in
-//! 1 KiB pushes), `request` (the 2 KiB chat request), `exchange` (that
+//! Paths: `body` (buffered OpenAI JSON), `openai`, `responses` and
+//! `anthropic` (SSE in 1 KiB pushes), `request` (the 2 KiB chat request), `exchange` (that
 //! request, then a 100-frame OpenAI answer pushed frame by frame: the
 //! engine's share of the bench's per-exchange figure).
 
@@ -33,6 +33,7 @@ fn main() {
     let (input, provider, context) = match what.as_str() {
         "openai" => (read("openai.sse"), Provider::OpenAiChat, &openai),
         "anthropic" => (read("anthropic.sse"), Provider::Anthropic, &anthropic),
+        "responses" => (read("responses.sse"), Provider::OpenAiResponses, &openai),
         _ => (read("body.json"), Provider::OpenAiChat, &openai),
     };
     let request = read("openai_request.json");

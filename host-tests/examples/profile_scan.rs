@@ -34,6 +34,12 @@ fn main() -> std::io::Result<()> {
         corpus::openai_sse(&openai, &tokens).concat().as_bytes(),
     )?;
     write(
+        "responses.sse",
+        corpus::openai_responses_sse(&openai, &tokens)
+            .concat()
+            .as_bytes(),
+    )?;
+    write(
         "anthropic.sse",
         corpus::anthropic_sse(&anthropic, &tokens)
             .concat()

@@ -4,52 +4,28 @@
 //! `{"id":…,"choices":[{"index":0,"delta":{"content":" the"},…}]}`. Reading
 //! each one with serde costs more than everything else the stream does with
 //! it. But reading a frame is a pure function of its event name and data,
-//! and replacing one JSON string token by another leaves the document's
-//! structure alone. So when a frame is the same bytes as the frame before
-//! except for the string its one piece came from, its reading is the one
-//! before with that string's text: checked byte for byte, never guessed.
+//! and replacing one JSON token by another of the same kind leaves the
+//! document's structure alone. So when a frame is the same bytes as the
+//! frame before except in a few known places, its reading is the one
+//! before with those places read anew: checked byte for byte, never guessed.
 //!
 //! A frame becomes a template when it has exactly one piece, no snapshot and
-//! no usage count, and its strings other than the piece are outside the
-//! piece's literal; the template keeps every other part of its reading.
-//! The new string must be one JSON string token: plain text between the
-//! quotes, or escapes that serde decodes (a `\n`, a `\"`, a `\u00e9`).
-//! One other string may change too: OpenAI's random padding
-//! ([`PADDING_KEY`]), which no reading depends on; it must still be one
-//! string token.
+//! no usage count, and its facts (id, model, …) are outside the places that
+//! change. Those places, the template's *holes*, are:
+//! - the piece's string: one JSON string token, plain or with escapes that
+//!   serde decodes (a `\n`, a `\"`, a `\u00e9`);
+//! - OpenAI's random padding ([`PADDING_KEY`]): one string token, not read;
+//! - the Responses API's event counter ([`COUNTER_KEY`]): a plain integer,
+//!   read as the frame's sequence number.
+//!
+//! Padding and counter are holes only as top-level keys; anywhere else
+//! their bytes are part of the shape like any other.
 
 use std::borrow::Cow;
 
 use smallvec::{smallvec, SmallVec};
 
 use super::{json, Channel, ChannelEnd, FrameMeta, FramePiece, FrameView, Locator};
-
-/// The shape of the last frame read in full, when it can stand for the next.
-#[derive(Debug, Clone, Default)]
-pub struct FrameTemplate {
-    /// Whether the fields below hold a shape (they keep their buffers when not).
-    usable: bool,
-    event: Option<String>,
-    /// The data before the piece's opening quote.
-    prefix: Vec<u8>,
-    /// The data after its closing quote, up to the padding literal if any.
-    suffix: Vec<u8>,
-    /// Whether a padding literal follows `suffix` (see [`PADDING_KEY`]).
-    padded: bool,
-    /// The data after the padding literal.
-    tail: Vec<u8>,
-    channel: Option<Channel>,
-    id: Option<Fact>,
-    model: Option<Fact>,
-    system_fingerprint: Option<Fact>,
-    created: Option<u64>,
-    sequence_number: Option<u64>,
-    opened: SmallVec<[u32; 2]>,
-    closed: SmallVec<[u32; 2]>,
-    started: bool,
-    ends: Vec<ChannelEnd>,
-    terminal: bool,
-}
 
 /// A top-level key whose string value no codec reads and which changes
 /// from frame to frame: OpenAI pads its delta events with random
@@ -58,17 +34,61 @@ pub struct FrameTemplate {
 /// OpenAI stream would repeat a shape.
 const PADDING_KEY: &str = "obfuscation";
 
+/// The Responses API numbers every event: a top-level integer that grows
+/// by one per frame.
+const COUNTER_KEY: &str = "sequence_number";
+
+/// A place where a frame may differ from its template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hole {
+    Piece,
+    Padding,
+    Counter,
+}
+
+/// The shape of the last frame read in full, when it can stand for the next.
+#[derive(Debug, Clone, Default)]
+pub struct FrameTemplate {
+    /// Whether the fields below hold a shape (they keep their buffers when not).
+    usable: bool,
+    event: Option<String>,
+    /// The data's fixed bytes, every segment end to end.
+    fixed: Vec<u8>,
+    /// Each fixed segment's end in `fixed` and the hole after it; the last
+    /// segment has none and ends the data.
+    segments: SmallVec<[(usize, Option<Hole>); 4]>,
+    channel: Option<Channel>,
+    id: Option<Fact>,
+    model: Option<Fact>,
+    system_fingerprint: Option<Fact>,
+    created: Option<u64>,
+    opened: SmallVec<[u32; 2]>,
+    closed: SmallVec<[u32; 2]>,
+    started: bool,
+    ends: Vec<ChannelEnd>,
+    terminal: bool,
+}
+
 /// Where a string fact of the template frame is.
 #[derive(Debug, Clone)]
 enum Fact {
-    /// At this span of the prefix, which the next frame repeats.
-    InPrefix(usize, usize),
-    /// At this span of the suffix (offsets from the piece's closing quote).
-    InSuffix(usize, usize),
-    /// This many bytes before the end of the data (inside the tail).
-    InTail(usize, usize),
+    /// At this span of a fixed segment (by index), which the next frame repeats.
+    Fixed {
+        segment: usize,
+        from: usize,
+        to: usize,
+    },
     /// Decoded from escapes: the text itself.
     Owned(String),
+}
+
+/// What a frame has in its template's holes.
+#[derive(Default)]
+struct Filled<'a> {
+    piece: Option<(Cow<'a, str>, Locator)>,
+    sequence_number: Option<u64>,
+    /// Where each fixed segment starts in the frame.
+    starts: SmallVec<[usize; 4]>,
 }
 
 impl FrameTemplate {
@@ -78,70 +98,87 @@ impl FrameTemplate {
         if !self.usable || event != self.event.as_deref() {
             return None;
         }
-        let bytes = data.as_bytes();
-        let start = self.prefix.len();
-        if bytes.len() < start + self.suffix.len() + self.tail.len() + 2
-            || !same_bytes(&bytes[..start], &self.prefix)
-        {
-            return None;
-        }
-        // The piece's literal ends where the suffix starts: found from the
-        // end, or (with a padding literal of any length after it) at its
-        // closing quote.
-        let end = if self.padded {
-            string_end(bytes, start)?
-        } else {
-            bytes.len() - self.suffix.len()
-        };
-        let suffix_end = end + self.suffix.len();
-        if !same_bytes(bytes.get(end..suffix_end)?, &self.suffix) {
-            return None;
-        }
-        if self.padded {
-            let tail_start = bytes.len().checked_sub(self.tail.len())?;
-            if tail_start < suffix_end || !same_bytes(&bytes[tail_start..], &self.tail) {
-                return None;
-            }
-            json::string_token(data.get(suffix_end..tail_start)?)?;
-        }
-        // Each middle must be one string token, or the document's structure
-        // could differ from the template's.
-        let text = json::string_token(data.get(start..end)?)?;
+        let filled = self.fill(data)?;
         let fact = |fact: &Option<Fact>| -> Option<Option<Cow<'a, str>>> {
             Some(match fact {
                 None => None,
-                Some(Fact::InPrefix(from, to)) => Some(Cow::Borrowed(data.get(*from..*to)?)),
-                Some(Fact::InSuffix(from, to)) => {
-                    Some(Cow::Borrowed(data.get(end + from..end + to)?))
+                Some(Fact::Fixed { segment, from, to }) => {
+                    let at = *filled.starts.get(*segment)?;
+                    Some(Cow::Borrowed(data.get(at + from..at + to)?))
                 }
-                Some(Fact::InTail(from_end, to_end)) => Some(Cow::Borrowed(
-                    data.get(bytes.len() - from_end..bytes.len() - to_end)?,
-                )),
                 Some(Fact::Owned(text)) => Some(Cow::Owned(text.clone())),
             })
         };
+        let meta = FrameMeta {
+            id: fact(&self.id)?,
+            model: fact(&self.model)?,
+            system_fingerprint: fact(&self.system_fingerprint)?,
+            created: self.created,
+            sequence_number: filled.sequence_number,
+            opened: self.opened.clone(),
+            closed: self.closed.clone(),
+            started: self.started,
+            output_tokens: None,
+        };
+        let (text, locator) = filled.piece?;
         Some(FrameView {
             pieces: smallvec![FramePiece {
                 channel: self.channel?,
                 text,
-                locator: Locator { start, end },
+                locator,
             }],
-            meta: FrameMeta {
-                id: fact(&self.id)?,
-                model: fact(&self.model)?,
-                system_fingerprint: fact(&self.system_fingerprint)?,
-                created: self.created,
-                sequence_number: self.sequence_number,
-                opened: self.opened.clone(),
-                closed: self.closed.clone(),
-                started: self.started,
-                output_tokens: None,
-            },
+            meta,
             snapshots: Vec::new(),
             ends: self.ends.clone(),
             terminal: self.terminal,
             undecodable: false,
         })
+    }
+
+    /// Walks `data` along the template: each fixed segment must be there
+    /// byte for byte, each hole must hold one token of its kind, and the
+    /// last segment must end the data.
+    fn fill<'a>(&self, data: &'a str) -> Option<Filled<'a>> {
+        let bytes = data.as_bytes();
+        let mut filled = Filled::default();
+        let (mut at, mut from) = (0, 0);
+        for &(to, hole) in &self.segments {
+            let fixed = &self.fixed[from..to];
+            if !same_bytes(bytes.get(at..at + fixed.len())?, fixed) {
+                return None;
+            }
+            filled.starts.push(at);
+            at += fixed.len();
+            from = to;
+            match hole {
+                None => return (at == bytes.len()).then_some(filled),
+                Some(Hole::Piece) => {
+                    let end = string_end(bytes, at)?;
+                    let text = json::string_token(data.get(at..end)?)?;
+                    filled.piece = Some((text, Locator { start: at, end }));
+                    at = end;
+                }
+                Some(Hole::Padding) => {
+                    let end = string_end(bytes, at)?;
+                    json::string_token(data.get(at..end)?)?;
+                    at = end;
+                }
+                Some(Hole::Counter) => {
+                    let end = bytes[at..]
+                        .iter()
+                        .position(|b| !b.is_ascii_digit())
+                        .map_or(bytes.len(), |n| at + n);
+                    let digits = &data[at..end];
+                    // JSON has no leading zeros; anything else is read in full.
+                    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+                        return None;
+                    }
+                    filled.sequence_number = Some(digits.parse().ok()?);
+                    at = end;
+                }
+            }
+        }
+        None
     }
 
     /// Learns the shape of a frame read in full, if it can be a template;
@@ -156,40 +193,56 @@ impl FrameTemplate {
         };
         let meta = &view.meta;
         let simple = view.snapshots.is_empty() && !view.undecodable && meta.output_tokens.is_none();
-        let Locator { start, end } = piece.locator;
-        let literal = data.get(start..end)?;
+        let literal = data.get(piece.locator.start..piece.locator.end)?;
         if !simple || literal.len() < 2 || !literal.starts_with('"') || !literal.ends_with('"') {
             return None;
         }
-        let padding = padding_literal(data, end);
+        let mut holes: SmallVec<[(Locator, Hole); 3]> = smallvec![(piece.locator, Hole::Piece)];
+        holes.extend(top_level_holes(data, meta.sequence_number));
+        // A sequence number is read from the counter hole, so it needs one.
+        if meta.sequence_number.is_some() && !holes.iter().any(|(_, h)| *h == Hole::Counter) {
+            return None;
+        }
+        holes.sort_by_key(|(at, _)| at.start);
+        // Fixed segments: the data between holes.
+        let mut spans: SmallVec<[Locator; 4]> = SmallVec::new();
+        let mut at = 0;
+        for (hole, _) in &holes {
+            if hole.start < at {
+                return None;
+            }
+            spans.push(Locator {
+                start: at,
+                end: hole.start,
+            });
+            at = hole.end;
+        }
+        spans.push(Locator {
+            start: at,
+            end: data.len(),
+        });
         let fact = |text: &Option<Cow<'_, str>>| -> Option<Option<Fact>> {
             let Some(text) = text else {
                 return Some(None);
             };
-            let Some(Locator {
-                start: from,
-                end: to,
-            }) = json::span_in(data, text)
-            else {
+            let Some(found) = json::span_in(data, text) else {
                 return Some(Some(Fact::Owned(text.to_string())));
             };
-            let suffix_end = padding.map_or(data.len(), |p| p.start);
-            Some(Some(if to <= start {
-                Fact::InPrefix(from, to)
-            } else if from >= end && to <= suffix_end {
-                Fact::InSuffix(from - end, to - end)
-            } else if padding.is_some_and(|p| from >= p.end) {
-                Fact::InTail(data.len() - from, data.len() - to)
-            } else {
-                // Borrowed from a literal that changes from frame to frame.
-                return None;
+            // Borrowed from a hole, it would change with it.
+            let segment = spans
+                .iter()
+                .position(|s| s.start <= found.start && found.end <= s.end)?;
+            let base = spans[segment].start;
+            Some(Some(Fact::Fixed {
+                segment,
+                from: found.start - base,
+                to: found.end - base,
             }))
         };
         self.id = fact(&meta.id)?;
         self.model = fact(&meta.model)?;
         self.system_fingerprint = fact(&meta.system_fingerprint)?;
         self.created = meta.created;
-        self.sequence_number = meta.sequence_number;
         self.opened.clone_from(&meta.opened);
         self.closed.clone_from(&meta.closed);
         self.started = meta.started;
@@ -204,32 +257,40 @@ impl FrameTemplate {
             }
             None => self.event = None,
         }
-        let bytes = data.as_bytes();
-        self.prefix.clear();
-        self.prefix.extend_from_slice(&bytes[..start]);
-        self.suffix.clear();
-        self.tail.clear();
-        self.padded = padding.is_some();
-        match padding {
-            Some(p) => {
-                self.suffix.extend_from_slice(&bytes[end..p.start]);
-                self.tail.extend_from_slice(&bytes[p.end..]);
-            }
-            None => self.suffix.extend_from_slice(&bytes[end..]),
+        self.fixed.clear();
+        self.segments.clear();
+        let hole_after = holes.iter().map(|(_, hole)| Some(*hole)).chain([None]);
+        for (span, hole) in spans.iter().zip(hole_after) {
+            self.fixed
+                .extend_from_slice(&data.as_bytes()[span.start..span.end]);
+            self.segments.push((self.fixed.len(), hole));
         }
         Some(())
     }
 }
 
-/// The span of the top-level [`PADDING_KEY`] string in `data`, when it
-/// comes after `after` (the end of the piece's literal).
-fn padding_literal(data: &str, after: usize) -> Option<Locator> {
-    memchr::memmem::find(data.as_bytes().get(after..)?, PADDING_KEY.as_bytes())?;
-    let [Some(raw)] = json::pick(data, [PADDING_KEY])? else {
-        return None;
+/// The padding and counter holes of `data`: top-level values of
+/// [`PADDING_KEY`] (a string) and [`COUNTER_KEY`] (the plain integer the
+/// reading took as `sequence_number`).
+fn top_level_holes(data: &str, sequence_number: Option<u64>) -> SmallVec<[(Locator, Hole); 2]> {
+    let mut holes = SmallVec::new();
+    let has = |key: &str| memchr::memmem::find(data.as_bytes(), key.as_bytes()).is_some();
+    if !has(PADDING_KEY) && !has(COUNTER_KEY) {
+        return holes;
+    }
+    let Some([padding, counter]) = json::pick(data, [PADDING_KEY, COUNTER_KEY]) else {
+        return holes;
     };
-    let span = json::locate(data, raw)?;
-    (raw.get().starts_with('"') && span.start >= after).then_some(span)
+    if let Some(raw) = padding.filter(|raw| raw.get().starts_with('"')) {
+        holes.extend(json::locate(data, raw).map(|at| (at, Hole::Padding)));
+    }
+    let plain = |raw: &&serde_json::value::RawValue| {
+        sequence_number.is_some_and(|n| raw.get() == n.to_string())
+    };
+    if let Some(raw) = counter.filter(plain) {
+        holes.extend(json::locate(data, raw).map(|at| (at, Hole::Counter)));
+    }
+    holes
 }
 
 /// One past the closing quote of the JSON string that opens at `start`
@@ -283,6 +344,8 @@ mod tests {
     // Facts between the text and the padding, and after it.
     const OPENAI_SORTED_PADDED: &str = r#"{"choices":[{"delta":{"content":TEXT},"finish_reason":null,"index":0,"logprobs":null}],"created":1767274245,"id":"chatcmpl-1","model":"gpt-4o","obfuscation":PAD,"object":"chat.completion.chunk","system_fingerprint":"fp_7f"}"#;
     const RESPONSES_PADDED: &str = r#"{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,"content_index":0,"delta":TEXT,"logprobs":[],"obfuscation":PAD,"sequence_number":4}"#;
+    // As the Responses API sends them: a counter before the text, padding after.
+    const RESPONSES_COUNTED: &str = r#"{"type":"response.output_text.delta","sequence_number":SEQ,"item_id":"msg_1","output_index":0,"content_index":0,"delta":TEXT,"logprobs":[],"obfuscation":PAD}"#;
     // Padding that is not the top-level key: the frame must repeat it.
     const OPENAI_NESTED_PAD: &str =
         r#"{"id":"c","choices":[{"index":0,"delta":{"content":TEXT,"obfuscation":PAD}}]}"#;
@@ -292,7 +355,14 @@ mod tests {
     }
 
     fn padded(shape: &str, literal: &str, padding: &str) -> String {
-        shape.replace("PAD", padding).replace("TEXT", literal)
+        counted(shape, literal, padding, "7")
+    }
+
+    fn counted(shape: &str, literal: &str, padding: &str, counter: &str) -> String {
+        shape
+            .replace("SEQ", counter)
+            .replace("PAD", padding)
+            .replace("TEXT", literal)
     }
 
     /// Reads `frames` in order with one templating codec, and each alone
@@ -337,6 +407,11 @@ mod tests {
                 Some("response.output_text.delta"),
                 RESPONSES_PADDED,
             ),
+            (
+                Provider::OpenAiResponses,
+                Some("response.output_text.delta"),
+                RESPONSES_COUNTED,
+            ),
         ] {
             let texts = [
                 r#"" the""#,
@@ -351,7 +426,8 @@ mod tests {
             let frames: Vec<_> = texts
                 .iter()
                 .zip(paddings.iter().cycle())
-                .map(|(t, p)| (event, padded(shape, t, p)))
+                .enumerate()
+                .map(|(i, (t, p))| (event, counted(shape, t, p, &(8 + i * 45).to_string())))
                 .collect();
             // Every frame after the first is templated, escapes decoded.
             assert_eq!(
@@ -439,6 +515,8 @@ mod tests {
             assert_ne!(changed, learned);
             assert!(codec.template.read(None, &changed).is_none(), "{changed}");
         }
+        let trailing = format!("{learned}x");
+        assert!(codec.template.read(None, &trailing).is_none());
         // Nested, it is part of the shape like any other byte.
         let mut codec = StreamCodec::new(Provider::OpenAiChat);
         codec.parse_next(None, Some(&padded(OPENAI_NESTED_PAD, r#""a""#, r#""p""#)));
@@ -446,6 +524,45 @@ mod tests {
         assert!(codec.template.read(None, &again).is_some());
         let moved = padded(OPENAI_NESTED_PAD, r#""b""#, r#""q""#);
         assert!(codec.template.read(None, &moved).is_none());
+    }
+
+    #[test]
+    fn only_a_top_level_plain_integer_counter_may_change() {
+        let event = Some("response.output_text.delta");
+        let mut codec = StreamCodec::new(Provider::OpenAiResponses);
+        codec.parse_next(
+            event,
+            Some(&counted(RESPONSES_COUNTED, r#""a""#, r#""p""#, "9")),
+        );
+        let next = counted(RESPONSES_COUNTED, r#""b""#, r#""q""#, "10");
+        let read = codec.template.read(event, &next).expect("templated");
+        assert_eq!(read.meta.sequence_number, Some(10));
+        for counter in [
+            "010",
+            "-1",
+            "4.0",
+            "1e3",
+            "99999999999999999999",
+            r#""4""#,
+            "null",
+            "",
+        ] {
+            let frame = counted(RESPONSES_COUNTED, r#""b""#, r#""q""#, counter);
+            assert!(codec.template.read(event, &frame).is_none(), "{counter}");
+        }
+        // Nested, a counter is part of the shape.
+        let nested =
+            r#"{"type":"response.output_text.delta","item":{"sequence_number":SEQ},"delta":TEXT}"#;
+        let mut codec = StreamCodec::new(Provider::OpenAiResponses);
+        codec.parse_next(event, Some(&counted(nested, r#""a""#, "", "1")));
+        assert!(codec
+            .template
+            .read(event, &counted(nested, r#""b""#, "", "1"))
+            .is_some());
+        assert!(codec
+            .template
+            .read(event, &counted(nested, r#""b""#, "", "2"))
+            .is_none());
     }
 
     #[test]
@@ -505,12 +622,29 @@ mod tests {
         ]
     }
 
+    fn counter() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u64..1000).prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            prop::sample::select(vec![
+                "010",
+                "-1",
+                "4.0",
+                "1e3",
+                "99999999999999999999",
+                r#""4""#,
+                ""
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
         fn templated_readings_equal_full_readings(
-            frames in prop::collection::vec((0usize..12, literal(), literal()), 1..24)
+            frames in prop::collection::vec((0usize..13, literal(), literal(), counter()), 1..24)
         ) {
             let shapes = [
                 (Provider::OpenAiChat, None, OPENAI_SORTED),
@@ -525,11 +659,14 @@ mod tests {
                 (Provider::OpenAiChat, None, OPENAI_SORTED_PADDED),
                 (Provider::OpenAiResponses, Some("response.output_text.delta"), RESPONSES_PADDED),
                 (Provider::OpenAiChat, None, OPENAI_NESTED_PAD),
+                (Provider::OpenAiResponses, Some("response.output_text.delta"), RESPONSES_COUNTED),
             ];
             for provider in [Provider::OpenAiChat, Provider::Anthropic, Provider::OpenAiResponses] {
                 let stream: Vec<(Option<&str>, String)> = frames
                     .iter()
-                    .map(|(shape, text, padding)| (shapes[*shape].1, padded(shapes[*shape].2, text, padding)))
+                    .map(|(shape, text, padding, counter)| {
+                        (shapes[*shape].1, counted(shapes[*shape].2, text, padding, counter))
+                    })
                     .collect();
                 agree(provider, &stream)?;
             }

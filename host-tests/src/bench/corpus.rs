@@ -643,6 +643,75 @@ pub fn anthropic_sse(meta: &StreamMeta, tokens: &[&str]) -> Vec<String> {
     out
 }
 
+/// An OpenAI Responses API SSE stream as the API sends it: the response
+/// and its message item opening, one `response.output_text.delta` per
+/// token (counter first, padding last, the API's key order), then the
+/// text repeated whole by the four events that close the part, the item
+/// and the response.
+pub fn openai_responses_sse(meta: &StreamMeta, tokens: &[&str]) -> Vec<String> {
+    let mut padding = Rng::new(meta.created);
+    let seq = std::cell::Cell::new(0u64);
+    let next_seq = || seq.replace(seq.get() + 1);
+    let ev = |name: &str, mut data: serde_json::Value| {
+        data["type"] = json!(name);
+        data["sequence_number"] = json!(next_seq());
+        format!("event: {name}\ndata: {data}\n\n")
+    };
+    let item_id = format!("msg_{}", &meta.id[meta.id.len().saturating_sub(24)..]);
+    let response = |status: &str, output: serde_json::Value| {
+        json!({"id": format!("resp_{item_id}"), "object": "response", "created_at": meta.created,
+            "status": status, "model": meta.model, "output": output})
+    };
+    let text: String = tokens.concat();
+    let part = json!({"type": "output_text", "annotations": [], "logprobs": [], "text": text});
+    let item = json!({"id": item_id, "type": "message", "status": "completed", "role": "assistant", "content": [part]});
+    let mut out = Vec::with_capacity(tokens.len() + 9);
+    out.push(ev(
+        "response.created",
+        json!({"response": response("in_progress", json!([]))}),
+    ));
+    out.push(ev(
+        "response.in_progress",
+        json!({"response": response("in_progress", json!([]))}),
+    ));
+    out.push(ev(
+        "response.output_item.added",
+        json!({"output_index": 0, "item": {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}}),
+    ));
+    out.push(ev(
+        "response.content_part.added",
+        json!({"item_id": item_id, "output_index": 0, "content_index": 0, "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}}),
+    ));
+    for t in tokens {
+        let len = 16usize.saturating_sub(t.len()).max(1) + padding.below(3);
+        let delta = format!(
+            "{{\"type\":\"response.output_text.delta\",\"sequence_number\":{},\"item_id\":\"{item_id}\",\"output_index\":0,\"content_index\":0,\"delta\":{},\"logprobs\":[],\"obfuscation\":\"{}\"}}",
+            next_seq(),
+            json!(t),
+            padding.chars(ALNUM, len)
+        );
+        out.push(format!(
+            "event: response.output_text.delta\ndata: {delta}\n\n"
+        ));
+    }
+    out.push(ev(
+        "response.output_text.done",
+        json!({"item_id": item_id, "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+    ));
+    out.push(ev(
+        "response.content_part.done",
+        json!({"item_id": item_id, "output_index": 0, "content_index": 0, "part": part}),
+    ));
+    out.push(ev(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": item}),
+    ));
+    let mut completed = response("completed", json!([item]));
+    completed["usage"] = json!({"input_tokens": 512, "output_tokens": tokens.len(), "total_tokens": 512 + tokens.len()});
+    out.push(ev("response.completed", json!({"response": completed})));
+    out
+}
+
 /// A non-streamed OpenAI chat completion whose answer is `text`.
 pub fn openai_json(meta: &StreamMeta, text: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
