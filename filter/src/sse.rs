@@ -42,6 +42,14 @@ pub const DEFAULT_MAX_EVENT_SIZE: usize = 1 << 20;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// Spare event buffers a decoder keeps ([`SseDecoder::recycle`]): a stream
+/// sends a frame for about every frame it reads, so a few spares save an
+/// allocation per event.
+const SPARE_BUFFERS: usize = 4;
+/// Buffers larger than this are freed, not kept: an idle stream should not
+/// hold room for its largest events.
+const SPARE_BUFFER_CAPACITY: usize = 512;
+
 /// Why an event was not parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opaque {
@@ -454,6 +462,8 @@ pub struct SseDecoder {
     bom_checked: bool,
     /// Parts of the current oversized event already emitted (0: not oversized).
     parts: u32,
+    /// Buffers of events the caller is done with, for the next events.
+    spare: SmallVec<[Vec<u8>; SPARE_BUFFERS]>,
 }
 
 impl Default for SseDecoder {
@@ -480,6 +490,7 @@ impl SseDecoder {
             lines: Vec::new(),
             bom_checked: false,
             parts: 0,
+            spare: SmallVec::new(),
         }
     }
 
@@ -500,9 +511,19 @@ impl SseDecoder {
 
     /// Takes the next `len` bytes of the current event out of the buffer.
     fn take(&mut self, len: usize) -> Vec<u8> {
-        let raw = self.buf[self.head..self.head + len].to_vec();
+        let mut raw = self.spare.pop().unwrap_or_default();
+        raw.clear();
+        raw.extend_from_slice(&self.buf[self.head..self.head + len]);
         self.head += len;
         raw
+    }
+
+    /// Hands back the bytes of an event the caller is done with (sent or
+    /// dropped), so a later event can reuse their allocation.
+    pub fn recycle(&mut self, raw: Vec<u8>) {
+        if raw.capacity() <= SPARE_BUFFER_CAPACITY && self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(raw);
+        }
     }
 
     /// Drops what was emitted, so the buffer holds only the current event;
@@ -770,6 +791,25 @@ mod tests {
         let data: Vec<_> = evs.iter().map(|e| e.data.clone().unwrap()).collect();
         assert_eq!(data, ["a", "b", "c", "d"]);
         assert_eq!(evs[1].raw, b"data: b\r\r");
+    }
+
+    #[test]
+    fn recycled_buffers_carry_only_the_new_events_bytes_and_large_ones_are_freed() {
+        let mut d = SseDecoder::new();
+        let mut events = Vec::new();
+        d.push_raw(b"data: a long first event\n\n", &mut events);
+        d.recycle(std::mem::take(&mut events[0].raw));
+        d.recycle(vec![0; SPARE_BUFFER_CAPACITY + 1]);
+        assert_eq!(d.spare.len(), 1);
+        events.clear();
+        d.push_raw(b"data: b\n\n", &mut events);
+        assert_eq!(events[0].raw, b"data: b\n\n");
+        assert_eq!(events[0].data().as_deref(), Some("b"));
+        assert!(d.spare.is_empty());
+        for _ in 0..2 * SPARE_BUFFERS {
+            d.recycle(Vec::with_capacity(8));
+        }
+        assert_eq!(d.spare.len(), SPARE_BUFFERS);
     }
 
     #[test]

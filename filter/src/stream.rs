@@ -282,6 +282,8 @@ pub struct ResponseStream<D: SpanDetector> {
     /// Boxed: a queue of ~100 frames grows to 128 slots, and an unboxed
     /// slot is several hundred bytes of mostly empty options.
     queue: VecDeque<Box<Held>>,
+    /// The box of the last frame sent, for the next one.
+    spare_held: Option<Box<Held>>,
     next_seq: u64,
     /// The metadata of the last frame queued (see [`Self::meta_to_hold`]).
     last_meta: FrameMeta<'static>,
@@ -325,6 +327,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             channels: BTreeMap::new(),
             flushed: BTreeMap::new(),
             queue: VecDeque::new(),
+            spare_held: None,
             next_seq: 0,
             last_meta: FrameMeta::default(),
             queue_bytes: 0,
@@ -534,7 +537,8 @@ impl<D: SpanDetector> ResponseStream<D> {
             text.push_str(&p.text);
             piece_ends.push((p.channel, text.len()));
         }
-        let held = Box::new(Held {
+        let meta = self.meta_to_hold(meta);
+        let held = self.boxed(Held {
             slots: pieces
                 .iter()
                 .map(|p| Slot {
@@ -550,7 +554,7 @@ impl<D: SpanDetector> ResponseStream<D> {
                 .map(|s| s.locator)
                 .zip(snapshots)
                 .collect(),
-            meta: self.meta_to_hold(meta),
+            meta,
             terminal,
             size,
             event: {
@@ -721,6 +725,29 @@ impl<D: SpanDetector> ResponseStream<D> {
             if held.terminal {
                 self.ended = true;
             }
+            self.recycle(held);
+        }
+    }
+
+    /// Keeps a sent frame's allocations for the next frames: its box, and
+    /// its bytes for the decoder.
+    fn recycle(&mut self, mut held: Box<Held>) {
+        self.decoder.recycle(std::mem::take(&mut held.event.raw));
+        // Nothing else of the frame is kept while its box waits.
+        held.slots.clear();
+        held.snapshots = Box::default();
+        held.meta = None;
+        self.spare_held = Some(held);
+    }
+
+    /// `held` in the spare box if there is one (its old contents dropped).
+    fn boxed(&mut self, held: Held) -> Box<Held> {
+        match self.spare_held.take() {
+            Some(mut spare) => {
+                *spare = held;
+                spare
+            }
+            None => Box::new(held),
         }
     }
 
