@@ -34,7 +34,9 @@
 //!   frame) before the frame where it starts is sent.
 //! * **Repeats agree.** Full-text repeats (OpenAI Responses `*.done` events
 //!   and `response.completed`) are redacted whole with [`redact_str`], which
-//!   gives exactly the concatenation of the streamed pieces' output.
+//!   gives exactly the concatenation of the streamed pieces' output. So a
+//!   repeat of a channel whose streamed text found nothing, byte for byte
+//!   the same text (by a per-stream keyed digest), is not scanned again.
 //!
 //! # Memory
 //!
@@ -53,6 +55,7 @@
 //! the stream in-band instead.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
 
 use smallvec::SmallVec;
 
@@ -196,6 +199,9 @@ pub struct StreamStats {
     pub peak_held_bytes: usize,
     /// Findings not kept because [`MAX_FINDINGS`] were.
     pub findings_dropped: u64,
+    /// Full-text repeats not scanned again: their channel's text, read
+    /// whole by one scanner, found nothing (see `Flushed::clean`).
+    pub repeats_known_clean: u64,
 }
 
 #[derive(Debug)]
@@ -207,6 +213,23 @@ struct ChannelState {
     pushed: usize,
     /// Frame seq and piece slot of each unreleased piece, in order.
     owners: VecDeque<(u64, usize)>,
+    /// Digest of the text pushed since offset 0 (see [`Flushed::clean`]).
+    digest: DefaultHasher,
+    /// Whether the scanner has released any span (applied or reported).
+    found: bool,
+}
+
+/// What a stream remembers of a channel whose scanner finished.
+#[derive(Debug, Clone, Copy)]
+struct Flushed {
+    /// Bytes of the channel's text so far: a later scanner's offset 0.
+    bytes: usize,
+    /// The digest of the channel's whole text, when one scanner read all of
+    /// it and found nothing. A full-text repeat of that text (the
+    /// Responses API sends four) then comes out unchanged and finds nothing
+    /// too, since [`redact_str`] gives what the stream gave: it is not
+    /// scanned again. Keyed per stream, so text cannot be chosen to collide.
+    clean: Option<u64>,
 }
 
 /// A frame waiting in the queue. A stream holds about a hundred of these
@@ -277,8 +300,10 @@ pub struct ResponseStream<D: SpanDetector> {
     codec: StreamCodec,
     decoder: SseDecoder,
     channels: BTreeMap<Channel, ChannelState>,
-    /// Bytes of each channel's text flushed by earlier scanners.
-    flushed: BTreeMap<Channel, usize>,
+    /// Each finished channel (bounded by [`MAX_FLUSHED_CHANNELS`]).
+    flushed: BTreeMap<Channel, Flushed>,
+    /// The key of the channels' text digests.
+    digest_key: RandomState,
     /// Boxed: a queue of ~100 frames grows to 128 slots, and an unboxed
     /// slot is several hundred bytes of mostly empty options.
     queue: VecDeque<Box<Held>>,
@@ -326,6 +351,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             options,
             channels: BTreeMap::new(),
             flushed: BTreeMap::new(),
+            digest_key: RandomState::new(),
             queue: VecDeque::new(),
             spare_held: None,
             next_seq: 0,
@@ -508,10 +534,26 @@ impl<D: SpanDetector> ResponseStream<D> {
             return;
         }
 
+        // A channel this frame ends and repeats whole, without adding to it,
+        // is finished first: its repeat may then be known clean. (Before
+        // this frame takes its seq: finishing releases earlier frames.)
+        for end in &ends {
+            for ch in self.ending(*end) {
+                let repeated = snapshot_pieces.iter().any(|s| s.channel == ch);
+                if repeated && pieces.iter().all(|p| p.channel != ch) {
+                    self.flush_channel(ch);
+                }
+            }
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut snapshots = Vec::with_capacity(snapshot_pieces.len());
         for snap in &snapshot_pieces {
+            if self.known_clean(snap.channel, &snap.text) {
+                self.stats.repeats_known_clean += 1;
+                snapshots.push(None);
+                continue;
+            }
             let r = redact_str(&self.detector, self.options.holdback, &snap.text);
             for a in &r.redactions {
                 self.findings.push(StreamFinding {
@@ -583,17 +625,21 @@ impl<D: SpanDetector> ResponseStream<D> {
             let holdback = self.options.holdback;
             let detector = &self.detector;
             let flushed = &self.flushed;
+            let digest_key = &self.digest_key;
             let state = self
                 .channels
                 .entry(channel)
                 .or_insert_with(|| ChannelState {
                     scanner: Holdback::new(detector, holdback),
-                    base: flushed.get(&channel).copied().unwrap_or(0),
+                    base: flushed.get(&channel).map_or(0, |f| f.bytes),
                     pushed: 0,
                     owners: VecDeque::new(),
+                    digest: digest_key.build_hasher(),
+                    found: false,
                 });
             state.owners.push_back((seq, slot));
             state.pushed += text.len();
+            state.digest.write(text.as_bytes());
             state.scanner.push(&self.detector, text, &mut self.released);
             self.resolve(channel);
         }
@@ -602,17 +648,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             self.piece_ends = piece_ends;
         }
         for end in ends {
-            let matching: Vec<Channel> = self
-                .channels
-                .keys()
-                .copied()
-                .filter(|c| match end {
-                    ChannelEnd::One(one) => *c == one,
-                    ChannelEnd::Index(i) => c.index == i,
-                    ChannelEnd::All => true,
-                })
-                .collect();
-            for ch in matching {
+            for ch in self.ending(end) {
                 self.flush_channel(ch);
             }
         }
@@ -661,10 +697,47 @@ impl<D: SpanDetector> ResponseStream<D> {
         self.resolve(channel);
         if let Some(state) = self.channels.remove(&channel) {
             debug_assert!(state.owners.is_empty());
+            // A scanner finished early (the cap) read all the text so far;
+            // if more comes, the next scanner's `base` is not 0.
+            let whole = state.base == 0 && !state.found;
+            let flushed = Flushed {
+                bytes: state.base + state.pushed,
+                clean: whole.then(|| state.digest.finish()),
+            };
             if self.flushed.len() < MAX_FLUSHED_CHANNELS || self.flushed.contains_key(&channel) {
-                self.flushed.insert(channel, state.base + state.pushed);
+                self.flushed.insert(channel, flushed);
             }
         }
+    }
+
+    /// Whether `text`, a full-text repeat on `channel`, is known to come out
+    /// unchanged and find nothing (see [`Flushed::clean`]).
+    fn known_clean(&self, channel: Channel, text: &str) -> bool {
+        let Some(Flushed {
+            bytes,
+            clean: Some(digest),
+        }) = self.flushed.get(&channel).copied()
+        else {
+            return false;
+        };
+        bytes == text.len() && {
+            let mut h = self.digest_key.build_hasher();
+            h.write(text.as_bytes());
+            h.finish() == digest
+        }
+    }
+
+    /// The open channels an end of `end` closes.
+    fn ending(&self, end: ChannelEnd) -> Vec<Channel> {
+        self.channels
+            .keys()
+            .copied()
+            .filter(|c| match end {
+                ChannelEnd::One(one) => *c == one,
+                ChannelEnd::Index(i) => c.index == i,
+                ChannelEnd::All => true,
+            })
+            .collect()
     }
 
     /// Hands the pieces `channel`'s scanner released to their frames.
@@ -680,6 +753,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             let Some((seq, slot)) = state.owners.pop_front() else {
                 break;
             };
+            state.found |= !r.redactions.is_empty();
             for a in &r.redactions {
                 self.findings.push(StreamFinding {
                     channel,
@@ -1196,7 +1270,13 @@ mod tests {
     }
 
     fn responses_stream(answer_pieces: &[&str]) -> String {
-        let full: String = answer_pieces.concat();
+        responses_stream_repeating(answer_pieces, &answer_pieces.concat())
+    }
+
+    /// A Responses stream whose closing events repeat `full` (the deltas'
+    /// text, unless a test tampers with it).
+    fn responses_stream_repeating(answer_pieces: &[&str], full: &str) -> String {
+        let full = full.to_string();
         let q = |s: &str| serde_json::to_string(s).unwrap();
         let mut seq = 0;
         let mut ev = |name: &str, body: String| {
@@ -1269,12 +1349,40 @@ mod tests {
         );
         // Every repeat carries exactly the streamed result.
         assert_eq!(out.matches("\"The [W0] is # ok\"").count(), 4);
+        assert_eq!(s.stats().repeats_known_clean, 0);
         assert_eq!(s.findings().iter().filter(|f| !f.repeat).count(), 2);
         // The sequence numbers and other events are untouched.
         let (ins, outs) = (events(input.as_bytes()), events(out.as_bytes()));
         for i in [0, 1, 2, 3] {
             assert_eq!(ins[i].raw, outs[i].raw);
         }
+    }
+
+    #[test]
+    fn repeats_of_a_clean_text_are_not_scanned_again_but_other_text_is() {
+        let pieces = ["The se", "cret", " word is not here"];
+        let clean = responses_stream(&["The quiet", " word is not here"]);
+        let (out, s) = run(Provider::OpenAiResponses, clean.as_bytes());
+        assert_eq!(out, clean);
+        assert_eq!(s.stats().repeats_known_clean, 4);
+        // Split anywhere, the deltas' text is the same text.
+        let resplit = responses_stream(&["The q", "uiet word", " is not here"]);
+        let (_, s) = run(Provider::OpenAiResponses, resplit.as_bytes());
+        assert_eq!(s.stats().repeats_known_clean, 4);
+        // A repeat that differs from the deltas, even by one byte, is scanned.
+        for full in ["The secret word is not here", "The quiet word is not her"] {
+            let tampered = responses_stream_repeating(&["The quiet", " word is not here"], full);
+            let (out, s) = run(Provider::OpenAiResponses, tampered.as_bytes());
+            assert_eq!(s.stats().repeats_known_clean, 0, "{full}");
+            assert!(!out.contains("secret"), "{out}");
+        }
+        // Deltas with a finding: every repeat is scanned and redacted.
+        let (out, s) = run(
+            Provider::OpenAiResponses,
+            responses_stream(&pieces).as_bytes(),
+        );
+        assert_eq!(s.stats().repeats_known_clean, 0);
+        assert_eq!(out.matches("The [W0] word").count(), 4);
     }
 
     #[test]
