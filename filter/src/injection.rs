@@ -226,10 +226,10 @@ fn builtin() -> Vec<(String, Role)> {
     add("(here are|these are|below are|following are) your new (instructions|rules|directives|orders|guidelines)", Phrase(F::Override, 0.8));
     add("(you are|you're) now", Phrase(F::Override, 0.3));
     add("(from now on|from this point on|from this point forward|from this point onwards|from this moment on|from here on|henceforth)", Phrase(F::Override, 0.15));
-    add("none of (your|the) (previous |prior |original |usual |normal |)(rules|restrictions|guidelines|instructions|policies|limitations|filters) (apply|matter|count)", Phrase(F::Override, 0.8));
-    add("(your |the |these |)(rules|restrictions|guidelines|policies|limitations|filters) (don't|do not|no longer|won't|will not) (apply|matter|count)", Phrase(F::Override, 0.5));
+    add("none of (your|the) (previous |prior |original |usual |normal |)(rules|restrictions|guidelines|instructions|policies|limitations|filters) + (apply|matter|count)", Phrase(F::Override, 0.8));
+    add("(your |the |these |)(rules|restrictions|guidelines|policies|limitations|filters) (don't|do not|no longer|won't|will not) + (apply|matter|count)", Phrase(F::Override, 0.5));
     add("your (new|updated|real|true|actual) (system prompt|system message|instructions|directives|rules|prompt|persona|programming)", Phrase(F::Override, 0.6));
-    add("(i will|i'll|i shall|i must|i am going to|i'm going to) (now |)(ignore|disregard|forget|bypass|override) (my|all my|all of my|the) (rules|instructions|guidelines|restrictions|programming|previous instructions|safety guidelines)", Phrase(F::Override, 0.6));
+    add("(i will|i'll|i shall|i must|i am going to|i'm going to) (now |)(ignore|disregard|forget|bypass|override) (my|all my|all of my|the) + (rules|instructions|guidelines|restrictions|programming|previous instructions|safety guidelines)", Phrase(F::Override, 0.6));
     add(
         "from now on(,|) (you|your|u|act|respond|answer|reply|behave|always|only|never)",
         Phrase(F::Override, 0.3),
@@ -252,9 +252,9 @@ fn builtin() -> Vec<(String, Role)> {
         "(system|admin|administrator|developer|root|sudo|emergency|security|master) override",
         Phrase(F::Override, 0.45),
     );
-    add("(safety|content|ethical|moral) (filters|filter|protocols|guidelines|restrictions|guardrails|measures|checks) (disabled|deactivated|removed|turned off|bypassed|lifted|off|suspended)", Phrase(F::Persona, 0.6));
+    add("(safety|content|ethical|moral) (filters|filter|protocols|guidelines|restrictions|guardrails|measures|checks) + (disabled|deactivated|removed|turned off|bypassed|lifted|off|suspended)", Phrase(F::Persona, 0.6));
     add("(rules|instructions|guidelines|restrictions|policies|limitations) (set by|given by|written by|created by|provided by|imposed by|established by|laid down by|from|of) (your|the|openai|anthropic) + (developers|developer|creators|creator|makers|maker|company|owners|programmers|engineers|trainers|openai|anthropic)", Phrase(F::Override, 0.4));
-    add("(override|overriding|bypass|unlock|admin|developer|master|debug) (code|password|key|token) (accepted|activated|enabled|granted|confirmed)", Phrase(F::Override, 0.7));
+    add("(override|overriding|bypass|unlock|admin|developer|master|debug) (code|password|key|token) + (accepted|activated|enabled|granted|confirmed)", Phrase(F::Override, 0.7));
     add("(i am|i'm|this is) (your|the) (developer|developers|creator|creators|admin|administrator|owner|programmer|operator|system administrator|maker)", Phrase(F::Override, 0.5));
     add("(i am|i'm|this is) (an |a |)(openai|anthropic|google|microsoft|meta|deepmind) + (employee|engineer|developer|researcher|staff member|admin|administrator)", Phrase(F::Override, 0.6));
     add("i have (admin|administrator|root|developer|sudo|elevated|superuser|god) (access|privileges|rights|permissions|clearance)", Phrase(F::Override, 0.4));
@@ -263,8 +263,8 @@ fn builtin() -> Vec<(String, Role)> {
         "without (telling|informing|alerting|notifying|warning|asking) the (user|human)",
         Phrase(F::Override, 0.6),
     );
-    add("(ignore|disregard|forget) (the user's|the users|the human's|the customer's) (question|questions|request|requests|query|input|message|instructions|prompt)", Phrase(F::Override, 0.7));
-    add("(when|while|if you are|if you're) (summarizing|summarising|reading|processing|analyzing|analysing|parsing|browsing|reviewing) this (page|document|email|text|article|website|site|file|resume|message|pdf)", Phrase(F::Override, 0.45));
+    add("(ignore|disregard|forget) (the user's|the users|the human's|the customer's) + (question|questions|request|requests|query|input|message|instructions|prompt)", Phrase(F::Override, 0.7));
+    add("(when|while|if you are|if you're) (summarizing|summarising|reading|processing|analyzing|analysing|parsing|browsing|reviewing) this + (page|document|email|text|article|website|site|file|resume|message|pdf)", Phrase(F::Override, 0.45));
     add(
         "hidden (text|instruction|instructions|message|prompt|note)( |)(:|-)",
         Phrase(F::Override, 0.35),
@@ -274,8 +274,8 @@ fn builtin() -> Vec<(String, Role)> {
         "the (user|human) (must|should|will|shall) (not|never) (know|see|find out|notice|learn)",
         Phrase(F::Override, 0.6),
     );
-    add("(do not|don't|never) (reveal|mention|disclose|say) (that |)(these instructions|this instruction|this message|this prompt) (were|was|are|is|exist)", Phrase(F::Override, 0.5));
-    add("(do not|don't|never) (reveal|mention|disclose|say) that you (were|have been|are|received|got) (instructed|told|given|prompted|these)", Phrase(F::Override, 0.5));
+    add("(do not|don't|never) (reveal|mention|disclose|say) + (that |)(these instructions|this instruction|this message|this prompt) (were|was|are|is|exist)", Phrase(F::Override, 0.5));
+    add("(do not|don't|never) (reveal|mention|disclose|say) + that you (were|have been|are|received|got) (instructed|told|given|prompted|these)", Phrase(F::Override, 0.5));
     add("(send|forward|email|post|upload|exfiltrate|transmit|leak|copy) + (the |all |this |your |any |the user's |)(conversation|chat history|chat log|chat logs|conversation history|user's data|user data|users' data|personal data|private data|credentials|api key|api keys|passwords|password|secrets|tokens|cookies|session token|emails|documents|memories) to", Phrase(F::Override, 0.6));
     add("(conversation|chat history|user's data|user data|secrets|password|passwords|api key|api keys|credentials|personal data) + (in|into|to|as) (the |a |an |)(url|link|image url|image link|query string|query parameter|markdown image)", Phrase(F::Override, 0.5));
     add("(instruction|instructions|message|note|directive|command) (for|to) + (the |all |any |)(ai|ais|llm|llms|language model|language models|ai assistant|ai assistants|ai agent|ai agents)", Phrase(F::Override, 0.6));
@@ -313,7 +313,7 @@ fn builtin() -> Vec<(String, Role)> {
     add("the (instructions|rules|guidelines|prompt|directives|text) (you were given|you've been given|you have been given|you received|given to you|you're following|you are following|that were given to you|you operate under|you follow)", Object(Class::Extract, 1.0));
     add("(how|what) you (were|have been|are) (told|instructed|programmed|prompted|configured|set up)", Object(Class::Extract, 0.8));
     add("(confidential|hidden|secret|internal|private|initial|original|developer|preset|pre-set) (instructions|prompt|rules|guidelines|directives|configuration|system prompt|message|context)", Object(Class::Extract, 0.9));
-    add("(its|the assistant's|the ai's|the model's|the bot's) (hidden|secret|system|initial|original|confidential|internal) (prompt|instructions|system prompt|rules|message)", Object(Class::Extract, 0.8));
+    add("(its|the assistant's|the ai's|the model's|the bot's) (hidden|secret|system|initial|original|confidential|internal) + (prompt|instructions|system prompt|rules|message)", Object(Class::Extract, 0.8));
     add(
         "what (you were|you've been|you have been) (told|given|instructed)",
         Object(Class::Extract, 0.9),
@@ -326,7 +326,7 @@ fn builtin() -> Vec<(String, Role)> {
     add("(starting|beginning|start|begin) (with|from) + (the words |the phrase |the text |the sentence |\")(you are|you're|your instructions|system)", Phrase(F::Extraction, 0.5));
     add("what (did|does|do) your (system prompt|instructions|developer|developers|creator|creators|prompt|system message|rules|guidelines) + (say|tell you|contain|state|instruct)", Phrase(F::Extraction, 0.8));
     add("what (instructions|rules|guidelines|directives|prompt|system prompt) + (did|do|were|have|has) (the developers|your developers|the developer|your developer|your creators|your creator|they|openai|anthropic|you) (give|given|gave|provide|provided|tell|told|set|been given|received)", Phrase(F::Extraction, 0.8));
-    add("(are there|do you have|were you given) (any |)(hidden|secret|special|system|initial|confidential) (instructions|rules|prompts|prompt|directives|guidelines)", Phrase(F::Extraction, 0.4));
+    add("(are there|do you have|were you given) (any |)(hidden|secret|special|system|initial|confidential) + (instructions|rules|prompts|prompt|directives|guidelines)", Phrase(F::Extraction, 0.4));
     add("(repeat|print|output|write|show) (everything|all|all text|the text|the words|all words) (above|before|so far|verbatim)", Phrase(F::Extraction, 0.6));
     add(
         "in (a|the) (code block|markdown block|codeblock) (everything|all|the text) (above|before)",
@@ -342,7 +342,7 @@ fn builtin() -> Vec<(String, Role)> {
         "(moralizing|moralising) (rant|lecture|warning)",
         Phrase(F::Persona, 0.4),
     );
-    add("(let's|lets|let us|now) break (the|all the|all|your) (fuckin'|fucking|fuckin|goddamn|damn|) (rules|restrictions|guidelines)", Phrase(F::Persona, 0.6));
+    add("(let's|lets|let us|now) break (the|all the|all|your) (fuckin'|fucking|fuckin|goddamn|damn|) + (rules|restrictions|guidelines)", Phrase(F::Persona, 0.6));
     add("(developer|dev|god|jailbreak|jailbroken|dan|unrestricted|unfiltered|uncensored|evil|chaos|opposite|rogue|no-filter|nofilter|amoral|unlocked|freedom|unchained|unbound) mode", Phrase(F::Persona, 0.4));
     // Developer mode is also an Android and browser setting: weaker alone.
     add(
@@ -351,7 +351,7 @@ fn builtin() -> Vec<(String, Role)> {
     );
     add("(god|jailbreak|jailbroken|dan|unrestricted|unfiltered|uncensored|evil|chaos|opposite|rogue|no-filter|nofilter|amoral|unlocked|freedom|unchained|unbound) mode (enabled|activated|on|engaged|unlocked|initiated|active)", Phrase(F::Persona, 0.6));
     add("(enable|activate|enter|switch to|turn on|go into|engage|unlock|initiate) (developer|dev) mode", Phrase(F::Persona, 0.35));
-    add("(enable|activate|enter|switch to|turn on|go into|engage|unlock|initiate) (god|jailbreak|jailbroken|dan|unrestricted|unfiltered|uncensored|evil|chaos|opposite|rogue|no-filter|nofilter|amoral|freedom|unchained|unbound) mode", Phrase(F::Persona, 0.6));
+    add("(enable|activate|enter|switch to|turn on|go into|engage|unlock|initiate) + (god|jailbreak|jailbroken|dan|unrestricted|unfiltered|uncensored|evil|chaos|opposite|rogue|no-filter|nofilter|amoral|freedom|unchained|unbound) mode", Phrase(F::Persona, 0.6));
     add("(developer mode|dan mode|jailbreak mode|jailbroken mode|god mode|evil mode|unfiltered mode) (output|response|responses|answer|answers)", Phrase(F::Persona, 0.9));
     add("(in|with) (developer mode|dan mode|jailbreak mode|god mode|evil mode|unrestricted mode|unfiltered mode)( enabled|)(,|) (you|your|chatgpt|claude|the ai|the assistant)", Phrase(F::Persona, 0.8));
     add("(chatgpt|claude|gpt|gpt-4|gpt4|gemini|bard|llama|the ai|the assistant) with (developer mode|dan mode|jailbreak mode|god mode|no restrictions|no filters|no rules|no limits)", Phrase(F::Persona, 0.9));
@@ -391,7 +391,7 @@ fn builtin() -> Vec<(String, Role)> {
         "(nothing|no topic|no subject|no request|no question) is off(-| |)limits",
         Phrase(F::Persona, 0.4),
     );
-    add("(unrestricted|unfiltered|uncensored|jailbroken|unaligned|unchained|unbound|unshackled|amoral|unethical|immoral|lawless) (ai|assistant|chatbot|bot|model|language model|llm|version of (yourself|chatgpt|claude|the ai)|alter ego|persona|twin|counterpart)", Phrase(F::Persona, 0.6));
+    add("(unrestricted|unfiltered|uncensored|jailbroken|unaligned|unchained|unbound|unshackled|amoral|unethical|immoral|lawless) + (ai|assistant|chatbot|bot|model|language model|llm|version of (yourself|chatgpt|claude|the ai)|alter ego|persona|twin|counterpart)", Phrase(F::Persona, 0.6));
     add("(evil|malicious|rogue|dark|shadow|uncensored) (version of yourself|alter ego|twin|counterpart|side|self)", Phrase(F::Persona, 0.5));
     add("(evil|malicious|rogue|unhinged|sinister|wicked|dangerous) (ai|assistant|chatbot|bot|robot|llm)", Phrase(F::Persona, 0.45));
     add("(ai|assistant|chatbot|model|bot|llm|version of yourself|character|persona) (with no|without any|without|that has no|who has no|free of|free from) + (restrictions|rules|limits|limitations|filters|ethics|morals|morality|guidelines|boundaries|censorship|safeguards|guardrails|content policy|content policies|moral compass|moral constraints|ethical constraints|moral guidelines|ethical guidelines|moral limits|ethical limits|safety guidelines|content filters)", Phrase(F::Persona, 0.6));
@@ -433,7 +433,7 @@ fn builtin() -> Vec<(String, Role)> {
         "(role-play|roleplay|role play) as",
         Phrase(F::Roleplay, 0.3),
     );
-    add("(simulate|imagine|write|create) a (conversation|dialogue|dialog|chat) (between|with) (two |an |a |)(ai|ais|chatbots|bots|unfiltered ai|evil ai|uncensored ai|language models)", Phrase(F::Roleplay, 0.3));
+    add("(simulate|imagine|write|create) a (conversation|dialogue|dialog|chat) (between|with) + (two |an |a |)(ai|ais|chatbots|bots|unfiltered ai|evil ai|uncensored ai|language models)", Phrase(F::Roleplay, 0.3));
     add(
         "(assume|adopt|take on|embody|play) the (role|persona|character|identity) of",
         Phrase(F::Roleplay, 0.3),
@@ -466,7 +466,7 @@ fn builtin() -> Vec<(String, Role)> {
     add("(in this|for this) (fictional|hypothetical|imaginary) (world|story|scenario|universe|setting) + (,|)(there are no|you have no|no) (rules|laws|restrictions|ethics)", Phrase(F::Roleplay, 0.8));
     add("(my|our) (late |dead |deceased |)(grandma|grandmother|granny|grandpa|grandfather) + (who |that |)(used to|would) (tell|read|say|recite|sing|explain|give)", Phrase(F::Roleplay, 0.4));
     add("(act|acting|pretend to be|roleplay|role-play|play) as my (late |dead |deceased |)(grandma|grandmother|granny|grandpa|grandfather)", Phrase(F::Roleplay, 0.4));
-    add("if you (had|have|were|was) (no|zero|without) (restrictions|rules|limits|limitations|filters|guidelines|ethics|morals|content filters|safety guidelines|guardrails|censorship|programming)", Phrase(F::Roleplay, 0.5));
+    add("if you (had|have|were|was) (no|zero|without) + (restrictions|rules|limits|limitations|filters|guidelines|ethics|morals|content filters|safety guidelines|guardrails|censorship|programming)", Phrase(F::Roleplay, 0.5));
     add("if you (were|weren't|were not) (a |an |)(unrestricted|unfiltered|uncensored|evil|jailbroken|free|amoral|unethical)", Phrase(F::Roleplay, 0.5));
     add(
         "if there (were|was) no (rules|restrictions|laws|limits|filters)",

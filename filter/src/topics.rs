@@ -218,7 +218,7 @@ pub fn builtin_topics() -> Vec<TopicSpec> {
         ("(dose|doses) of", 0.6),
         ("(drug|drugs|medication|medicine) interaction*", 0.7),
         ("side effect*", 0.6),
-        ("(should|can|could|may) i (take|stop taking|mix|combine|double|skip|increase|decrease) (my |)(dose|dosage|medication|meds|pills|tablets|ibuprofen|tylenol|aspirin|antibiotics|insulin)", 0.8),
+        ("(should|can|could|may) i (take|stop taking|mix|combine|double|skip|increase|decrease) + (my |)(dose|dosage|medication|meds|pills|tablets|ibuprofen|tylenol|aspirin|antibiotics|insulin)", 0.8),
         ("is it safe to (take|mix|combine|stop taking|drink alcohol with)", 0.7),
         ("how (much|many) (mg|milligrams|pills|tablets) (of |)", 0.6),
         ("(diagnos*|symptom*|medication*|antibiotic*|antidepressant*|painkiller*|opioid*)", 0.5),
