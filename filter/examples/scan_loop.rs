@@ -31,7 +31,7 @@ fn main() {
         .inspect_request("/v1/messages", &read("anthropic_request.json"), &key)
         .context;
     let (input, provider, context) = match what.as_str() {
-        "openai" => (read("openai.sse"), Provider::OpenAiChat, &openai),
+        "openai" | "exchange" => (read("openai.sse"), Provider::OpenAiChat, &openai),
         "anthropic" => (read("anthropic.sse"), Provider::Anthropic, &anthropic),
         "responses" => (read("responses.sse"), Provider::OpenAiResponses, &openai),
         _ => (read("body.json"), Provider::OpenAiChat, &openai),
