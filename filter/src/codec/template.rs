@@ -153,22 +153,17 @@ impl FrameTemplate {
             match hole {
                 None => return (at == bytes.len()).then_some(filled),
                 Some(Hole::Piece) => {
-                    let end = string_end(bytes, at)?;
-                    let text = json::string_token(data.get(at..end)?)?;
+                    let (text, end) = string_at(data, at)?;
                     filled.piece = Some((text, Locator { start: at, end }));
                     at = end;
                 }
-                Some(Hole::Padding) => {
-                    let end = string_end(bytes, at)?;
-                    json::string_token(data.get(at..end)?)?;
-                    at = end;
-                }
+                Some(Hole::Padding) => at = string_at(data, at)?.1,
                 Some(Hole::Counter) => {
                     let end = bytes[at..]
                         .iter()
                         .position(|b| !b.is_ascii_digit())
                         .map_or(bytes.len(), |n| at + n);
-                    let digits = &data[at..end];
+                    let digits = data.get(at..end)?;
                     // JSON has no leading zeros; anything else is read in full.
                     if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
                         return None;
@@ -291,6 +286,13 @@ fn top_level_holes(data: &str, sequence_number: Option<u64>) -> SmallVec<[(Locat
         holes.extend(json::locate(data, raw).map(|at| (at, Hole::Counter)));
     }
     holes
+}
+
+/// The text of the JSON string token that opens at `start` in `data`, and
+/// the offset one past its closing quote; `None` if none opens there.
+fn string_at(data: &str, start: usize) -> Option<(Cow<'_, str>, usize)> {
+    let end = string_end(data.as_bytes(), start)?;
+    Some((json::string_token(data.get(start..end)?)?, end))
 }
 
 /// One past the closing quote of the JSON string that opens at `start`

@@ -569,17 +569,23 @@ impl StreamMeta {
     }
 }
 
+/// OpenAI's `obfuscation` padding for a delta frame carrying `text`:
+/// random characters that even out the frames' sizes, so shorter text gets
+/// more of them.
+fn obfuscation(r: &mut Rng, text: &str) -> String {
+    let len = 16usize.saturating_sub(text.len()).max(1) + r.below(3);
+    r.chars(ALNUM, len)
+}
+
 /// An OpenAI chat completions SSE stream: a role frame, one frame per
 /// token, a finish frame, a usage frame and `[DONE]`. Returns the frames
 /// (each a complete `data: …\n\n` event) so callers can chunk them.
 /// Delta frames carry an `obfuscation` string, as OpenAI sends by default
-/// (`stream_options.include_obfuscation`): random characters that even
-/// out the frames' sizes, so shorter text gets more of them.
+/// (`stream_options.include_obfuscation`).
 pub fn openai_sse(meta: &StreamMeta, tokens: &[&str]) -> Vec<String> {
     let mut padding = Rng::new(meta.created);
     let mut frame = |delta: serde_json::Value, finish: serde_json::Value, text: &str| {
-        let len = 16usize.saturating_sub(text.len()).max(1) + padding.below(3);
-        let pad = padding.chars(ALNUM, len);
+        let pad = obfuscation(&mut padding, text);
         let chunk = json!({
             "id": meta.id, "object": "chat.completion.chunk", "created": meta.created, "model": meta.model,
             "system_fingerprint": meta.fingerprint,
@@ -683,12 +689,11 @@ pub fn openai_responses_sse(meta: &StreamMeta, tokens: &[&str]) -> Vec<String> {
         json!({"item_id": item_id, "output_index": 0, "content_index": 0, "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}}),
     ));
     for t in tokens {
-        let len = 16usize.saturating_sub(t.len()).max(1) + padding.below(3);
         let delta = format!(
             "{{\"type\":\"response.output_text.delta\",\"sequence_number\":{},\"item_id\":\"{item_id}\",\"output_index\":0,\"content_index\":0,\"delta\":{},\"logprobs\":[],\"obfuscation\":\"{}\"}}",
             next_seq(),
             json!(t),
-            padding.chars(ALNUM, len)
+            obfuscation(&mut padding, t)
         );
         out.push(format!(
             "event: response.output_text.delta\ndata: {delta}\n\n"
