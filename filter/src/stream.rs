@@ -76,6 +76,9 @@ const MAX_FLUSHED_CHANNELS: usize = 1024;
 
 /// Room for decoded events a stream keeps between pushes (see `events`).
 const RETAINED_EVENTS: usize = 8;
+/// Boxes of sent frames a stream keeps for the frames to come, as many as
+/// the decoder keeps event buffers, for the same reason (batched releases).
+const SPARE_FRAMES: usize = crate::sse::SPARE_BUFFERS;
 
 /// Bytes of piece text a stream keeps room for between events (see `piece_text`).
 const RETAINED_PIECE_TEXT: usize = 4096;
@@ -307,8 +310,8 @@ pub struct ResponseStream<D: SpanDetector> {
     /// Boxed: a queue of ~100 frames grows to 128 slots, and an unboxed
     /// slot is several hundred bytes of mostly empty options.
     queue: VecDeque<Box<Held>>,
-    /// The box of the last frame sent, for the next one.
-    spare_held: Option<Box<Held>>,
+    /// Boxes of frames sent, for the next frames (at most [`SPARE_FRAMES`]).
+    spare_held: Vec<Box<Held>>,
     next_seq: u64,
     /// The metadata of the last frame queued (see [`Self::meta_to_hold`]).
     last_meta: FrameMeta<'static>,
@@ -353,7 +356,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             flushed: BTreeMap::new(),
             digest_key: RandomState::new(),
             queue: VecDeque::new(),
-            spare_held: None,
+            spare_held: Vec::new(),
             next_seq: 0,
             last_meta: FrameMeta::default(),
             queue_bytes: 0,
@@ -781,6 +784,13 @@ impl<D: SpanDetector> ResponseStream<D> {
 
     /// Sends every complete frame at the front of the queue.
     fn send_ready(&mut self, out: &mut Vec<u8>) {
+        // Frames go out in batches: one allocation for the batch, not one
+        // per doubling (rewritten frames may still grow it).
+        let ready: usize = (self.queue.iter())
+            .take_while(|h| h.pending == 0)
+            .map(|h| h.event.raw.len())
+            .sum();
+        out.reserve(ready);
         while self.queue.front().is_some_and(|h| h.pending == 0) {
             let Some(held) = self.queue.pop_front() else {
                 break;
@@ -811,12 +821,14 @@ impl<D: SpanDetector> ResponseStream<D> {
         held.slots.clear();
         held.snapshots = Box::default();
         held.meta = None;
-        self.spare_held = Some(held);
+        if self.spare_held.len() < SPARE_FRAMES {
+            self.spare_held.push(held);
+        }
     }
 
     /// `held` in the spare box if there is one (its old contents dropped).
     fn boxed(&mut self, held: Held) -> Box<Held> {
-        match self.spare_held.take() {
+        match self.spare_held.pop() {
             Some(mut spare) => {
                 *spare = held;
                 spare
@@ -1734,6 +1746,34 @@ mod tests {
 
     fn pieces_crlf() -> impl Strategy<Value = bool> {
         any::<bool>()
+    }
+
+    #[test]
+    fn sent_frames_leave_a_bounded_pool_that_the_next_frames_draw_from() {
+        // A step longer than the answer: every frame waits for the end and
+        // is sent in one batch, more than the pool keeps.
+        let options = StreamOptions {
+            holdback: HoldbackConfig { step: 4096 },
+            ..StreamOptions::default()
+        };
+        let mut s = ResponseStream::new(Provider::OpenAiChat, detector(), options);
+        let frames: Vec<String> = (0..3 * SPARE_FRAMES)
+            .map(|i| chat(&delta(0, &format!("\"word {i} \""))))
+            .collect();
+        let mut out = Vec::new();
+        for f in &frames {
+            out.extend(s.push(f.as_bytes()));
+        }
+        assert!(out.is_empty() && s.spare_held.is_empty());
+        out.extend(s.finish());
+        // Every frame went out; the pool kept only as many boxes as it may.
+        assert_eq!(events(&out).len(), frames.len());
+        assert_eq!(s.spare_held.len(), SPARE_FRAMES);
+        assert_eq!(s.decoder.spare_buffers(), SPARE_FRAMES);
+        // A new frame takes a box from the pool, and its bytes a buffer.
+        s.push(frames[0].as_bytes());
+        assert_eq!(s.spare_held.len(), SPARE_FRAMES - 1);
+        assert_eq!(s.decoder.spare_buffers(), SPARE_FRAMES - 1);
     }
 
     proptest! {
