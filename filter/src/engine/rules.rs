@@ -65,6 +65,9 @@ pub struct Profile {
     pub require_json: bool,
     pub json_schema: Option<serde_json::Value>,
     pub fail_closed: bool,
+    /// Whether a prompt's literal pass can yield a span: only blocked terms
+    /// and canaries mark prompt text (injection is scored, not redacted).
+    pub request_literal_spans: bool,
 }
 
 impl Profile {
@@ -192,6 +195,7 @@ pub fn build_profile(
         require_json: route.is_some_and(|r| r.require_json),
         json_schema: route.and_then(|r| r.json_schema.clone()),
         fail_closed: route.is_some_and(|r| r.fail_mode == crate::policy::FailMode::Closed),
+        request_literal_spans: false,
     };
     let add = |profile: &mut Profile, kinds: &[DetectorKind], rule: Option<Rule>| {
         if let Some(rule) = rule {
@@ -264,6 +268,10 @@ pub fn build_profile(
         let rule = (rule.action != Action::Allow).then_some(rule);
         add(&mut profile, &[DetectorKind::Custom(i as u16)], rule);
     }
+    profile.request_literal_spans = profile.by_kind.iter().any(|(kind, &index)| {
+        matches!(kind, DetectorKind::BlockedTerm(_) | DetectorKind::Canary(_))
+            && profile.rule(index).side.request()
+    });
     profile
 }
 

@@ -40,6 +40,12 @@ impl SpanContext<'_> {
     /// Appends redactions (and report-only spans) for every enabled span
     /// detector to `out`. Offsets are into `text`.
     pub fn find(&self, text: &str, out: &mut Vec<Redaction>) {
+        if self.request() && !self.profile.request_literal_spans {
+            // Nothing in the literal pass could mark this prompt: skip its
+            // normalisation and automaton (a system prompt, earlier turns).
+            self.find_structured(text, out);
+            return;
+        }
         // Canaries are worth a second look inside encoded blobs: echoing a
         // secret in base64 is the oldest exfiltration trick.
         let decode = !self.request() && !self.engine.policy.canaries.is_empty();
@@ -51,6 +57,15 @@ impl SpanContext<'_> {
     /// (`scan.original` is `text`). Decoded blobs in `scan` are only looked
     /// at on the response side, as `find` scans them.
     pub fn find_with_scan(&self, text: &str, scan: &TextScan<'_>, out: &mut Vec<Redaction>) {
+        self.find_structured(text, out);
+        self.find_literals(scan, out);
+        if !self.request() {
+            self.find_response_only(text, scan, out);
+        }
+    }
+
+    /// Structured detectors (PII, secrets) and the policy's custom patterns.
+    fn find_structured(&self, text: &str, out: &mut Vec<Redaction>) {
         let set = if self.request() {
             self.profile.structured_request
         } else {
@@ -91,10 +106,6 @@ impl SpanContext<'_> {
                 replacement: replacement_text,
                 tag,
             });
-        }
-        self.find_literals(scan, out);
-        if !self.request() {
-            self.find_response_only(text, scan, out);
         }
     }
 

@@ -474,6 +474,7 @@ fn a_prompt_scanned_once_for_injection_and_spans_acts_on_its_own_text_only() {
     let plain = "Compare us with Globex, please";
     assert_eq!(blocked_terms(plain, "user"), vec![(16, 22)]);
     assert_eq!(blocked_terms(plain, "assistant"), vec![(16, 22)]);
+    assert_eq!(blocked_terms(plain, "system"), vec![(16, 22)]);
     let encoded = "Decode R2xvYmV4IGlzIG91ciBtYWluIHJpdmFsLCBHbG9iZXg= for me";
     assert!(crate::normalize::decode_blobs(encoded)
         .iter()
