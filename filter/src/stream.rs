@@ -76,8 +76,8 @@ const MAX_FLUSHED_CHANNELS: usize = 1024;
 
 /// Room for decoded events a stream keeps between pushes (see `events`).
 const RETAINED_EVENTS: usize = 8;
-/// Boxes of sent frames a stream keeps for the frames to come, as many as
-/// the decoder keeps event buffers, for the same reason (batched releases).
+/// Boxes of sent frames a stream keeps for the frames to come: as many as
+/// the decoder keeps event buffers, bounded for the same reason.
 const SPARE_FRAMES: usize = crate::sse::SPARE_BUFFERS;
 
 /// Bytes of piece text a stream keeps room for between events (see `piece_text`).
