@@ -471,7 +471,7 @@ pub struct SseDecoder {
     /// Parts of the current oversized event already emitted (0: not oversized).
     parts: u32,
     /// Buffers of events the caller is done with, for the next events.
-    spare: Vec<Vec<u8>>,
+    spare: SmallVec<[Vec<u8>; SPARE_BUFFERS]>,
 }
 
 impl Default for SseDecoder {
@@ -498,7 +498,7 @@ impl SseDecoder {
             lines: Vec::new(),
             bom_checked: false,
             parts: 0,
-            spare: Vec::new(),
+            spare: SmallVec::new(),
         }
     }
 

@@ -311,7 +311,7 @@ pub struct ResponseStream<D: SpanDetector> {
     /// slot is several hundred bytes of mostly empty options.
     queue: VecDeque<Box<Held>>,
     /// Boxes of frames sent, for the next frames (at most [`SPARE_FRAMES`]).
-    spare_held: Vec<Box<Held>>,
+    spare_held: SmallVec<[Box<Held>; SPARE_FRAMES]>,
     next_seq: u64,
     /// The metadata of the last frame queued (see [`Self::meta_to_hold`]).
     last_meta: FrameMeta<'static>,
@@ -356,7 +356,7 @@ impl<D: SpanDetector> ResponseStream<D> {
             flushed: BTreeMap::new(),
             digest_key: RandomState::new(),
             queue: VecDeque::new(),
-            spare_held: Vec::new(),
+            spare_held: SmallVec::new(),
             next_seq: 0,
             last_meta: FrameMeta::default(),
             queue_bytes: 0,
