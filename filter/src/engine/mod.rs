@@ -191,6 +191,12 @@ impl Engine {
         &self.profiles[index.min(self.profiles.len() - 1)]
     }
 
+    /// The compiled literal families (one automaton): `rheostat bench`
+    /// times this pass alone, the floor under every text scan.
+    pub fn literals(&self) -> &LiteralSet {
+        &self.literals
+    }
+
     /// How many bytes around a span can change a verdict on it: the widest
     /// context any enabled detector reads (a `password=` key 96 bytes to the
     /// left, a custom regex's look-ahead), at least the 48 bytes injection and

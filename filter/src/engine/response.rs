@@ -179,6 +179,17 @@ impl Engine {
         (scanner, source)
     }
 
+    /// The span detector a response stream for `request` runs, and the
+    /// hold-back tuning of its streams: the scanning alone, without SSE or
+    /// JSON around it (`rheostat bench` measures it so).
+    pub fn stream_scanner(
+        self: &Rc<Self>,
+        request: &RequestContext,
+        key: PseudonymKey,
+    ) -> (ResponseScanner, HoldbackConfig) {
+        (self.scanner(request, key).0, self.holdback_config())
+    }
+
     fn holdback_config(&self) -> HoldbackConfig {
         HoldbackConfig {
             step: self.policy.redaction.step_bytes,

@@ -318,6 +318,30 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
         report.sse_native_frames_per_s = f.native_frames_per_s;
     }
 
+    // ---- what bounds the scan: its parts alone, natively ----
+    // Every default-policy text scan starts with the literal pass, and every
+    // stream frame pays for the hold-back's window scans; timed alone, they
+    // are ceilings the full figures above cannot pass.
+    progress("limits: the literal pass and the hold-back's scanning alone");
+    let literals = native.engine.literals();
+    report.literal_patterns = literals.pattern_count();
+    let literal_pass_s = seconds_per_call(timing, || literals.scan_text(&text, false).hits.len());
+    report.literal_pass_mb_s = mb_per_s(text.len(), literal_pass_s);
+    let normalized = rheostat_filter::normalize::normalize(&text).text;
+    let mut hits = Vec::new();
+    let automaton_s = seconds_per_call(timing, || {
+        hits.clear();
+        literals.scan(&normalized, &mut hits)
+    });
+    report.automaton_mb_s = mb_per_s(normalized.len(), automaton_s);
+    let token_bytes: usize = sse_tokens.iter().map(|t| t.len()).sum();
+    let (_, read) = native.holdback(Provider::OpenAiChat, &sse_tokens);
+    report.holdback_reads_per_byte = read as f64 / token_bytes.max(1) as f64;
+    let holdback_s = seconds_per_call(timing, || {
+        native.holdback(Provider::OpenAiChat, &sse_tokens)
+    });
+    report.holdback_frames_per_s = sse_tokens.len() as f64 / holdback_s;
+
     // ---- per-exchange overhead: filter vs pass-through ----
     progress("per-exchange latency: filter vs pass-through");
     let (answer, _) = corpus::answer_text(config.seed + 3, config.exchange_frames * 8);

@@ -6,6 +6,8 @@ use anyhow::{anyhow, Result};
 use rheostat_filter::codec::Provider;
 use rheostat_filter::detect::redact::PseudonymKey;
 use rheostat_filter::engine::{Engine, RequestContext};
+use rheostat_filter::holdback::{Holdback, Redaction, SpanAction, SpanDetector};
+use std::cell::Cell;
 use std::rc::Rc;
 
 const KEY: PseudonymKey = PseudonymKey::new(1, 2);
@@ -67,6 +69,25 @@ impl Native {
         (out, stream.findings().len())
     }
 
+    /// The scanning a stream does and nothing else: `tokens` pushed one
+    /// per piece (as one per frame) through a hold-back with the stream's
+    /// own span detector, then finished, with no SSE or JSON around them.
+    /// Returns the pieces released and the bytes the detector read.
+    pub fn holdback(&self, provider: Provider, tokens: &[&str]) -> (usize, usize) {
+        let (scanner, config) = self.engine.stream_scanner(self.context(provider), KEY);
+        let counting = Counting {
+            inner: &scanner,
+            read: Cell::new(0),
+        };
+        let mut holdback = Holdback::new(&counting, config);
+        let mut released = Vec::new();
+        for token in tokens {
+            holdback.push(&counting, token, &mut released);
+        }
+        holdback.finish(&counting, &mut released);
+        (released.len(), counting.read.get())
+    }
+
     /// Pushes `frames` one at a time and reports when the first visible
     /// text comes out, and the state the stream holds after all of them.
     pub fn first_text(&self, provider: Provider, frames: &[String]) -> FirstText {
@@ -87,6 +108,28 @@ impl Native {
         result.held_bytes = stream.held_bytes();
         result.held_frames = stream.held_frames();
         result
+    }
+}
+
+/// A span detector that counts the bytes it is given to read.
+struct Counting<'a, D> {
+    inner: &'a D,
+    read: Cell<usize>,
+}
+
+impl<D: SpanDetector> SpanDetector for Counting<'_, D> {
+    fn max_span(&self) -> usize {
+        self.inner.max_span()
+    }
+    fn context(&self) -> usize {
+        self.inner.context()
+    }
+    fn find(&self, text: &str, out: &mut Vec<Redaction>) {
+        self.read.set(self.read.get() + text.len());
+        self.inner.find(text, out);
+    }
+    fn action(&self, tag: u32) -> SpanAction {
+        self.inner.action(tag)
     }
 }
 

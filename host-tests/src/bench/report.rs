@@ -114,6 +114,12 @@ pub struct Report {
     pub baseline_patterns: usize,
     pub baseline_matches: usize,
 
+    pub literal_patterns: usize,
+    pub literal_pass_mb_s: f64,
+    pub automaton_mb_s: f64,
+    pub holdback_frames_per_s: f64,
+    pub holdback_reads_per_byte: f64,
+
     pub targets: Vec<Target>,
     pub runs: usize,
     pub min_run_ms: f64,
@@ -433,6 +439,41 @@ impl Report {
                 p.terms, p.compile_ms, p.ns_per_byte, p.mb_s
             );
         }
+        let _ = writeln!(w);
+        let _ = writeln!(w, "What bounds the scan (native; each part timed alone)");
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            format!("literal pass ({} patterns)", self.literal_patterns),
+            format!("{:.1} MB/s", self.literal_pass_mb_s)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "  of it, the automaton on normalised text",
+            format!("{:.1} MB/s", self.automaton_mb_s)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "hold-back scanning, one token per push",
+            format!("{:.0} fr/s", self.holdback_frames_per_s)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "  bytes read per byte of text",
+            format!("{:.2}", self.holdback_reads_per_byte)
+        );
+        let _ = writeln!(
+            w,
+            "  {:<44} {:>12}",
+            "  share of a native OpenAI frame (1 KiB)",
+            format!(
+                "{:.0}%",
+                100.0 * self.sse_native_frames_per_s / self.holdback_frames_per_s.max(1e-9)
+            )
+        );
         let _ = writeln!(w);
         let _ = writeln!(w, "Module size");
         let _ = writeln!(
