@@ -242,50 +242,35 @@ impl Report {
             self.content_bytes / 1024,
             self.planted_items
         );
-        let _ = writeln!(
+        row(w, "native engine", format!("{:.1} MB/s", self.native_mb_s));
+        row(
             w,
-            "  {:<44} {:>12}",
-            "native engine",
-            format!("{:.1} MB/s", self.native_mb_s)
-        );
-        let _ = writeln!(
-            w,
-            "  {:<44} {:>12}",
             "module under the host",
-            format!("{:.1} MB/s", self.wasm_mb_s)
+            format!("{:.1} MB/s", self.wasm_mb_s),
         );
-        let _ = writeln!(
+        row(w, "module / native", format!("{:.2}", self.wasm_vs_native));
+        row(
             w,
-            "  {:<44} {:>12}",
-            "module / native",
-            format!("{:.2}", self.wasm_vs_native)
-        );
-        let _ = writeln!(
-            w,
-            "  {:<44} {:>12}",
             "same exchange through pass-through module",
-            format!("{:.1} MB/s", self.passthrough_body_mb_s)
+            format!("{:.1} MB/s", self.passthrough_body_mb_s),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "findings (native / module)",
-            format!("{} / {}", self.native_findings, self.wasm_findings)
+            format!("{} / {}", self.native_findings, self.wasm_findings),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "per-pattern regex baseline (native)",
-            format!("{:.1} MB/s", self.baseline_mb_s)
+            format!("{:.1} MB/s", self.baseline_mb_s),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             format!(
                 "native engine / baseline ({} regexes)",
                 self.baseline_patterns
             ),
-            format!("{:.1}x", self.baseline_ratio)
+            format!("{:.1}x", self.baseline_ratio),
         );
         let _ = writeln!(w);
         let _ = writeln!(w, "SSE streams (one token per frame)");
@@ -331,34 +316,26 @@ impl Report {
             w,
             "Time to first token (hold-back window, frames pushed one at a time)"
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "frames before the first text shows (OpenAI)",
-            format!("{} (module: {})", self.ttft_frames, self.ttft_wasm_frames)
+            format!("{} (module: {})", self.ttft_frames, self.ttft_wasm_frames),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
-            "frames before the first text shows (Anthropic)", self.ttft_anthropic_frames
+            "frames before the first text shows (Anthropic)",
+            self.ttft_anthropic_frames,
         );
-        let _ = writeln!(
+        row(w, "text held back", format!("{} B", self.ttft_text_bytes));
+        row(
             w,
-            "  {:<44} {:>12}",
-            "text held back",
-            format!("{} B", self.ttft_text_bytes)
-        );
-        let _ = writeln!(
-            w,
-            "  {:<44} {:>12}",
             "delay at 30 tokens/s (4 B/token)",
-            format!("{:.0} ms", self.ttft_ms_at_30_tps)
+            format!("{:.0} ms", self.ttft_ms_at_30_tps),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "delay at 100 tokens/s (4 B/token)",
-            format!("{:.0} ms", self.ttft_ms_at_100_tps)
+            format!("{:.0} ms", self.ttft_ms_at_100_tps),
         );
         let _ = writeln!(w);
         let _ = writeln!(
@@ -366,39 +343,34 @@ impl Report {
             "Memory ({} concurrent open streams in one VM)",
             self.streams
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "per stream, response headers only",
-            format!("{:.0} B", self.bytes_per_idle_stream)
+            format!("{:.0} B", self.bytes_per_idle_stream),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "per stream, hold-back window full",
-            format!("{:.0} B", self.bytes_per_stream)
+            format!("{:.0} B", self.bytes_per_stream),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "  of which held frames + text (engine)",
-            format!("{} B", self.holdback_bytes)
+            format!("{} B", self.holdback_bytes),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "  beyond the hold-back window",
-            format!("{:.0} B", self.bytes_per_stream_beyond_window)
+            format!("{:.0} B", self.bytes_per_stream_beyond_window),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "linear memory before / with the streams",
             format!(
                 "{} / {} KiB",
                 self.linear_memory_base_bytes / 1024,
                 self.linear_memory_bytes / 1024
-            )
+            ),
         );
         let _ = writeln!(w);
         let _ = writeln!(w, "Scaling (native)");
@@ -441,56 +413,49 @@ impl Report {
         }
         let _ = writeln!(w);
         let _ = writeln!(w, "What bounds the scan (native; each part timed alone)");
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             format!("literal pass ({} patterns)", self.literal_patterns),
-            format!("{:.1} MB/s", self.literal_pass_mb_s)
+            format!("{:.1} MB/s", self.literal_pass_mb_s),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "  of it, the automaton on normalised text",
-            format!("{:.1} MB/s", self.automaton_mb_s)
+            format!("{:.1} MB/s", self.automaton_mb_s),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "hold-back scanning, one token per push",
-            format!("{:.0} fr/s", self.holdback_frames_per_s)
+            format!("{:.0} fr/s", self.holdback_frames_per_s),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "  bytes read per byte of text",
-            format!("{:.2}", self.holdback_reads_per_byte)
+            format!("{:.2}", self.holdback_reads_per_byte),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "  share of a native OpenAI frame (1 KiB)",
             format!(
                 "{:.0}%",
                 100.0 * self.sse_native_frames_per_s / self.holdback_frames_per_s.max(1e-9)
-            )
+            ),
         );
         let _ = writeln!(w);
         let _ = writeln!(w, "Module size");
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "rheostat_filter.wasm",
-            format!("{} B ({} KiB)", self.module_bytes, self.module_bytes / 1024)
+            format!("{} B ({} KiB)", self.module_bytes, self.module_bytes / 1024),
         );
-        let _ = writeln!(
+        row(
             w,
-            "  {:<44} {:>12}",
             "rheostat_passthrough.wasm",
             format!(
                 "{} B ({} KiB)",
                 self.passthrough_module_bytes,
                 self.passthrough_module_bytes / 1024
-            )
+            ),
         );
         let _ = writeln!(w);
         let _ = writeln!(w, "Targets");
@@ -514,6 +479,11 @@ impl Report {
         );
         s
     }
+}
+
+/// One labelled figure of the table.
+fn row(w: &mut String, label: impl std::fmt::Display, value: impl std::fmt::Display) {
+    let _ = writeln!(w, "  {label:<44} {value:>12}");
 }
 
 fn short(v: f64) -> String {
