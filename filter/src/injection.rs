@@ -42,6 +42,7 @@
 
 use crate::literals::{Family, LiteralFamily, LiteralItem, LiteralSet, Source, TextScan};
 use crate::normalize::Obfuscation;
+use std::sync::OnceLock;
 
 /// Default score at which a prompt is suspect (flag).
 pub const DEFAULT_SUSPECT: f32 = 0.5;
@@ -545,7 +546,9 @@ fn builtin() -> Vec<(String, Role)> {
 #[derive(Debug, Clone)]
 pub struct InjectionScorer {
     phrases: Vec<(String, Role)>,
-    set: LiteralSet,
+    /// Compiled on the first [`InjectionScorer::score`]: the engine scans
+    /// with its shared set and never needs this one.
+    set: OnceLock<LiteralSet>,
     suspect: f32,
     block: f32,
 }
@@ -577,12 +580,14 @@ impl InjectionScorer {
             }
             phrases.push((p.clone(), Phrase(F::Custom, *w)));
         }
+        // The built-in tables are tested; the operator's phrases are checked
+        // here, since the automaton is compiled later (or never).
         let n_builtin = phrases.len() - extra_phrases.len();
-        let family = Self::family_of(&phrases, n_builtin);
-        let set = LiteralSet::build(std::slice::from_ref(&family))?;
+        let extras = Self::family_of(&phrases[n_builtin..], 0);
+        LiteralSet::check(std::slice::from_ref(&extras))?;
         Ok(InjectionScorer {
             phrases,
-            set,
+            set: OnceLock::new(),
             suspect: suspect_threshold,
             block: block_threshold,
         })
@@ -650,14 +655,20 @@ impl InjectionScorer {
 
     /// The longest normalised pattern of the scorer's own automaton.
     pub fn max_pattern_len(&self) -> usize {
-        self.set.max_pattern_len()
+        self.own_set().max_pattern_len()
+    }
+
+    fn own_set(&self) -> &LiteralSet {
+        self.set.get_or_init(|| {
+            LiteralSet::build(std::slice::from_ref(&self.literal_family())).unwrap_or_default()
+        })
     }
 
     /// Scores `text` with the scorer's own automaton (normalising it and
     /// decoding blobs). When injection is one of several literal families,
     /// scan once with the shared set and call [`InjectionScorer::score_scan`].
     pub fn score(&self, text: &str) -> InjectionVerdict {
-        let scan = self.set.scan_text(text, true);
+        let scan = self.own_set().scan_text(text, true);
         self.score_scan(&scan)
     }
 

@@ -24,7 +24,7 @@
 //!
 //! The DFA is a few % faster but 35 times larger and 8 times slower to
 //! build — and every proxy worker compiles the policy, in wasm. The
-//! contiguous NFA is the choice. The whole [`LiteralSet::build`] (expansion
+//! contiguous NFA is the choice for sets that large. The whole [`LiteralSet::build`] (expansion
 //! and pattern normalisation included) takes ~30–50 ms for the built-in
 //! families, and [`LiteralSet::scan`], chain resolution included, runs at
 //! ~190 MB/s on prose (~90 MB/s on text dense with phrase words).
@@ -36,6 +36,23 @@
 //! (3.1 MB, ~85 ms to build) to ~14,100 (1.5 MB, ~50 ms), with the same
 //! hits on the benchmark's 1 MiB answer; the scan speed did not move, since
 //! prose walks the states near the root either way.
+//!
+//! Small sets are different. The engine builds one set per side (prompts
+//! need the injection phrases, answers the refusal and topic phrases), and
+//! on the benchmark's 1 MiB answer (code and JSON among the prose) the
+//! answer side's sets scan, natively:
+//!
+//! | set | patterns | contiguous NFA | DFA |
+//! |---|---|---|---|
+//! | refusal | 1,697 | 0.18 MB, 2.6 ms, 122 MB/s | 3.2 MB, 9.3 ms, 323 MB/s |
+//! | refusal + topics | 2,272 | 0.25 MB, 3.6 ms, 122 MB/s | 4.1 MB, 12 ms, 258 MB/s |
+//! | all built-ins | 14,077 | 1.5 MB, 29 ms, 89 MB/s | 53 MB, 139 ms, 126 MB/s |
+//!
+//! (heap, build, scan). A DFA reads one table entry per byte where the NFA
+//! follows failure links, which on text dense with phrase prefixes is worth
+//! 2–3 times; its table is ~15–20 times the NFA's. So a set whose NFA
+//! stays within 256 KiB is rebuilt as a DFA (a few MB at most); larger ones
+//! keep the NFA.
 //!
 //! # Match semantics
 //! The search is `MatchKind::Standard` with overlapping iteration, so every
@@ -197,8 +214,9 @@ pub const MAX_HITS_PER_SCAN: usize = 1 << 16;
 /// should fail the build, not allocate a million patterns).
 pub const MAX_TEMPLATE_EXPANSIONS: usize = 4096;
 
-/// The compiled automaton of all literal families.
-#[derive(Debug, Clone)]
+/// The compiled automaton of all literal families. The default set is
+/// empty and matches nothing.
+#[derive(Debug, Clone, Default)]
 pub struct LiteralSet {
     ac: Option<AhoCorasick>,
     /// Per automaton pattern: every item or chain chunk that normalises to it.
@@ -266,9 +284,19 @@ impl LiteralSet {
     /// identical patterns are shared. Errors name the family and item: an
     /// empty pattern, a malformed template, a duplicate family.
     ///
-    /// The automaton is a contiguous NFA: see the module docs for the
-    /// measurement behind the choice.
+    /// The automaton is a contiguous NFA, or a DFA for a small set: see the
+    /// module docs for the measurements behind the choice.
     pub fn build(families: &[LiteralFamily]) -> Result<LiteralSet, String> {
+        LiteralSet::build_as(families, Compile::BySize)
+    }
+
+    /// Finds the errors [`LiteralSet::build`] would report, without
+    /// compiling an automaton (for scorers that compile theirs lazily).
+    pub fn check(families: &[LiteralFamily]) -> Result<(), String> {
+        LiteralSet::build_as(families, Compile::Nothing).map(drop)
+    }
+
+    fn build_as(families: &[LiteralFamily], compile: Compile) -> Result<LiteralSet, String> {
         let mut pats = Patterns::default();
         let mut chains: Vec<Chain> = Vec::new();
         let mut chain_max_len = 0usize;
@@ -374,16 +402,12 @@ impl LiteralSet {
             .max()
             .unwrap_or(0)
             .max(chain_max_len);
-        let ac = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .build(&patterns)
-                    .map_err(|e| format!("literal automaton: {e}"))?,
-            )
+        let ac = match compile {
+            _ if patterns.is_empty() => None,
+            Compile::Nothing => None,
+            Compile::BySize => Some(automaton(&patterns, None)?),
+            #[cfg(test)]
+            Compile::As(kind) => Some(automaton(&patterns, Some(kind))?),
         };
         Ok(LiteralSet {
             ac,
@@ -610,6 +634,45 @@ impl LiteralSet {
             normalized,
             hits,
             decoded,
+        }
+    }
+}
+
+/// What [`LiteralSet::build_as`] compiles after checking the families.
+#[derive(Clone, Copy)]
+enum Compile {
+    /// The automaton kind [`automaton`] picks by size.
+    BySize,
+    /// No automaton: a check only.
+    Nothing,
+    /// A given kind (tests comparing kinds).
+    #[cfg(test)]
+    As(AhoCorasickKind),
+}
+
+/// Largest contiguous NFA that is rebuilt as a DFA (see the module docs):
+/// the DFA's table is ~15–20 times the NFA's, so this keeps it to a few MB.
+const DFA_MAX_NFA_BYTES: usize = 256 * 1024;
+
+/// The automaton over `patterns`: a contiguous NFA, or a DFA when the NFA
+/// is small enough (`kind` forces one, for tests comparing the two).
+fn automaton(patterns: &[String], kind: Option<AhoCorasickKind>) -> Result<AhoCorasick, String> {
+    let build = |kind| {
+        AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(kind))
+            .build(patterns)
+            .map_err(|e| format!("literal automaton: {e}"))
+    };
+    match kind {
+        Some(kind) => build(kind),
+        None => {
+            let nfa = build(AhoCorasickKind::ContiguousNFA)?;
+            if nfa.memory_usage() <= DFA_MAX_NFA_BYTES {
+                build(AhoCorasickKind::DFA)
+            } else {
+                Ok(nfa)
+            }
         }
     }
 }
@@ -917,6 +980,91 @@ mod tests {
         out.iter()
             .map(|h| (h.family, h.item, n.text[h.start..h.end].to_string()))
             .collect()
+    }
+
+    /// The answer side's families as the engine compiles them, plus a
+    /// blocked list and canaries: small enough for a DFA.
+    fn answer_families() -> Vec<LiteralFamily> {
+        let mut families = vec![
+            crate::refusal::RefusalDetector::with_defaults().literal_family(),
+            blocked_terms_family(0, &["Globex".into(), "acme corp".into()]),
+            crate::leak::canary_family(&["ZX-CANARY-7731".into()]),
+        ];
+        families.extend(crate::topics::TopicSet::with_defaults().literal_families());
+        families
+    }
+
+    fn all_hits(set: &LiteralSet, text: &str) -> Vec<LiteralHit> {
+        let mut out = Vec::new();
+        set.scan(&normalize(text).text, &mut out);
+        out
+    }
+
+    #[test]
+    fn small_sets_are_compiled_as_a_dfa_and_large_ones_as_a_contiguous_nfa() {
+        let heap = |families: &[LiteralFamily], compile| {
+            LiteralSet::build_as(families, compile)
+                .unwrap()
+                .memory_usage()
+        };
+        let small = answer_families();
+        let small_dfa = heap(&small, Compile::As(AhoCorasickKind::DFA));
+        assert!(heap(&small, Compile::As(AhoCorasickKind::ContiguousNFA)) <= DFA_MAX_NFA_BYTES);
+        assert_eq!(heap(&small, Compile::BySize), small_dfa);
+        let dfa = LiteralSet::build(&small).unwrap();
+        let found: Vec<Family> = all_hits(&dfa, "Sorry, I cannot help with that. Ask Globex.")
+            .iter()
+            .map(|h| h.family)
+            .collect();
+        assert!(
+            found.contains(&Family::Refusal) && found.contains(&Family::Blocked(0)),
+            "{found:?}"
+        );
+
+        let large = [crate::injection::InjectionScorer::with_defaults().literal_family()];
+        let large_nfa = heap(&large, Compile::As(AhoCorasickKind::ContiguousNFA));
+        assert!(large_nfa > DFA_MAX_NFA_BYTES);
+        assert_eq!(heap(&large, Compile::BySize), large_nfa);
+    }
+
+    #[test]
+    fn a_check_reports_what_a_build_would() {
+        let bad = [fam(
+            Family::Canary,
+            vec![LiteralItem::anywhere("\u{200b}", 1.0)],
+        )];
+        let built = LiteralSet::build(&bad).unwrap_err();
+        assert_eq!(LiteralSet::check(&bad).unwrap_err(), built);
+        assert!(LiteralSet::check(&answer_families()).is_ok());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Whichever kind the size picks, the hits are the same: the DFA
+        /// and the NFA report every overlapping match alike.
+        #[test]
+        fn dfa_and_contiguous_nfa_find_the_same_hits(
+            words in proptest::collection::vec(proptest::sample::select(vec![
+                "i", "cannot", "can't", "help", "with", "that", "sorry", "as", "an", "ai",
+                "unable", "to", "provide", "Globex", "acme", "corp", "ZX-CANARY-7731",
+                "diagnosis", "symptoms", "invest", "stocks", "lawsuit", "the", "a", ",", ".",
+                "\n", "I'm", "not", "able", "assist", "request", "medical", "advice",
+            ]), 0..60),
+            glue in proptest::collection::vec(proptest::sample::select(vec![" ", "", "  ", "-", "\n"]), 60),
+        ) {
+            let text: String = words
+                .iter()
+                .zip(glue.iter().cycle())
+                .flat_map(|(w, g)| [*w, *g])
+                .collect();
+            static SETS: std::sync::LazyLock<(LiteralSet, LiteralSet)> = std::sync::LazyLock::new(|| {
+                let families = answer_families();
+                let build = |kind| LiteralSet::build_as(&families, Compile::As(kind)).unwrap();
+                (build(AhoCorasickKind::DFA), build(AhoCorasickKind::ContiguousNFA))
+            });
+            let (dfa, nfa) = &*SETS;
+            proptest::prop_assert_eq!(all_hits(dfa, &text), all_hits(nfa, &text));
+        }
     }
 
     #[test]

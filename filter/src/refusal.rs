@@ -11,6 +11,7 @@
 //! response weigh [`OPENING_BOOST`] times more: refusals lead.
 
 use crate::literals::{Family, LiteralFamily, LiteralItem, LiteralSet, TextScan};
+use std::sync::OnceLock;
 
 /// Default score at which a response counts as a refusal.
 pub const DEFAULT_THRESHOLD: f32 = 1.0;
@@ -73,7 +74,9 @@ pub struct RefusalVerdict {
 #[derive(Debug, Clone)]
 pub struct RefusalDetector {
     phrases: Vec<(String, f32)>,
-    set: LiteralSet,
+    /// Compiled on the first [`RefusalDetector::score`]: the engine scans
+    /// with its shared set and never needs this one.
+    set: OnceLock<LiteralSet>,
     threshold: f32,
 }
 
@@ -85,11 +88,9 @@ impl RefusalDetector {
                 "refusal threshold must be a positive number, got {threshold}"
             ));
         }
-        let phrases = builtin();
-        let set = LiteralSet::build(&[Self::family_of(&phrases)])?;
         Ok(RefusalDetector {
-            phrases,
-            set,
+            phrases: builtin(),
+            set: OnceLock::new(),
             threshold,
         })
     }
@@ -119,7 +120,10 @@ impl RefusalDetector {
 
     /// Scores `text` with the detector's own automaton.
     pub fn score(&self, text: &str) -> RefusalVerdict {
-        self.score_scan(&self.set.scan_text(text, false))
+        let set = self
+            .set
+            .get_or_init(|| LiteralSet::build(&[self.literal_family()]).unwrap_or_default());
+        self.score_scan(&set.scan_text(text, false))
     }
 
     /// Scores a scan of a shared set (decoded blobs are ignored: models do

@@ -13,6 +13,7 @@
 //! a protected characteristic.
 
 use crate::literals::{Family, LiteralFamily, LiteralItem, LiteralSet, TextScan};
+use std::sync::OnceLock;
 
 /// One topic classifier.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +54,9 @@ const REPEAT_FACTOR: f32 = 0.25;
 #[derive(Debug, Clone)]
 pub struct TopicSet {
     topics: Vec<TopicSpec>,
-    set: LiteralSet,
+    /// Compiled on the first [`TopicSet::classify`]: the engine scans with
+    /// its shared set and never needs this one.
+    set: OnceLock<LiteralSet>,
 }
 
 impl TopicSet {
@@ -76,9 +79,11 @@ impl TopicSet {
                 ));
             }
         }
-        let families = Self::families_of(&topics);
-        let set = LiteralSet::build(&families).map_err(|e| format!("topics: {e}"))?;
-        Ok(TopicSet { topics, set })
+        LiteralSet::check(&Self::families_of(&topics)).map_err(|e| format!("topics: {e}"))?;
+        Ok(TopicSet {
+            topics,
+            set: OnceLock::new(),
+        })
     }
 
     /// The built-in topics (see [`builtin_topics`]).
@@ -122,7 +127,10 @@ impl TopicSet {
 
     /// Classifies `text` with the set's own automaton.
     pub fn classify(&self, text: &str) -> Vec<TopicVerdict> {
-        self.classify_scan(&self.set.scan_text(text, false))
+        let set = self
+            .set
+            .get_or_init(|| LiteralSet::build(&self.literal_families()).unwrap_or_default());
+        self.classify_scan(&set.scan_text(text, false))
     }
 
     /// Classifies a scan of a shared set. Returns a verdict for every topic

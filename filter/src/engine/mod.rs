@@ -16,6 +16,7 @@ pub use response::{BodyVerdict, FindingSource, ResponseMode, ResponseScanner};
 pub use rules::{kind_name, Profile, Rule};
 
 use crate::detect::custom::{CustomSet, CustomSpec};
+use crate::finding::DetectorKind;
 use crate::format::Schema;
 use crate::grounding::{FactChecker, FactSpec};
 use crate::injection::InjectionScorer;
@@ -24,15 +25,20 @@ use crate::literals::{blocked_terms_family, LiteralFamily, LiteralSet};
 use crate::policy::{Policy, PolicyError};
 use crate::refusal::RefusalDetector;
 use crate::topics::TopicSet;
+use spans::SideOf;
 
 /// A policy compiled for the data path. Immutable; replaced whole on reconfigure.
 pub struct Engine {
     policy: Policy,
     profiles: Vec<Profile>,
     custom: CustomSet,
-    /// Every literal family (blocked terms, canaries, injection phrases,
-    /// refusals, topic keywords) in one automaton: one pass per text.
-    literals: LiteralSet,
+    /// The literal families prompts are scanned for (injection phrases,
+    /// blocked terms, canaries) in one automaton: one pass per text.
+    request_literals: LiteralSet,
+    /// The same for answers (refusal and topic phrases, blocked terms,
+    /// canaries): much smaller than the prompts' set without the injection
+    /// phrases, so it is compiled as a DFA (see [`crate::literals`]).
+    response_literals: LiteralSet,
     injection: InjectionScorer,
     topics: TopicSet,
     refusal: RefusalDetector,
@@ -78,13 +84,6 @@ impl Engine {
                 None => PolicyError::new("custom_patterns", rendered),
             }
         })?;
-        let mut families: Vec<LiteralFamily> = Vec::new();
-        for (i, (_, terms)) in policy.blocked_terms.iter().enumerate() {
-            families.push(blocked_terms_family(i as u16, terms));
-        }
-        if !policy.canaries.is_empty() {
-            families.push(crate::leak::canary_family(&policy.canaries));
-        }
         let extra: Vec<(String, f32)> = policy
             .injection
             .phrases
@@ -99,11 +98,6 @@ impl Engine {
         .map_err(|e| PolicyError::new("injection.phrases", e))?;
         let topics = TopicSet::with_defaults();
         let refusal = RefusalDetector::with_defaults();
-        families.push(injection.literal_family());
-        families.push(refusal.literal_family());
-        families.extend(topics.literal_families());
-        let literals = LiteralSet::build(&families)
-            .map_err(|e| PolicyError::new("blocked_terms", format!("cannot compile: {e}")))?;
         let allow = HostAllowList::new(&policy.links.allow_hosts)
             .map_err(|e| PolicyError::new("links.allow_hosts", e))?;
         let links = LinkPolicy {
@@ -157,11 +151,19 @@ impl Engine {
         for route in &policy.routes {
             profiles.push(rules::build_profile(&policy, Some(route), &names));
         }
+        let literals = |side| {
+            let families = side_families(&policy, &profiles, side, &injection, &refusal, &topics);
+            LiteralSet::build(&families)
+                .map_err(|e| PolicyError::new("blocked_terms", format!("cannot compile: {e}")))
+        };
+        let request_literals = literals(SideOf::Request)?;
+        let response_literals = literals(SideOf::Response)?;
         Ok(Engine {
             policy,
             profiles,
             custom,
-            literals,
+            request_literals,
+            response_literals,
             injection,
             topics,
             refusal,
@@ -191,10 +193,18 @@ impl Engine {
         &self.profiles[index.min(self.profiles.len() - 1)]
     }
 
-    /// The compiled literal families (one automaton): `rheostat bench`
-    /// times this pass alone, the floor under every text scan.
-    pub fn literals(&self) -> &LiteralSet {
-        &self.literals
+    /// The literal families answers are scanned for (one automaton):
+    /// `rheostat bench` times this pass alone, the floor under every scan
+    /// of an answer.
+    pub fn response_literals(&self) -> &LiteralSet {
+        &self.response_literals
+    }
+
+    fn literals(&self, side: SideOf) -> &LiteralSet {
+        match side {
+            SideOf::Request => &self.request_literals,
+            SideOf::Response => &self.response_literals,
+        }
     }
 
     /// How many bytes around a span can change a verdict on it: the widest
@@ -215,14 +225,58 @@ impl Engine {
     pub fn summary(&self) -> String {
         let rules: usize = self.profiles[0].rules.len();
         format!(
-            "{}; {} detector rules, {} routes, {} custom patterns, {} literal patterns",
+            "{}; {} detector rules, {} routes, {} custom patterns, {} + {} literal patterns (prompts + answers)",
             self.policy.summary(),
             rules,
             self.policy.routes.len(),
             self.custom.len(),
-            self.literals.pattern_count()
+            self.request_literals.pattern_count(),
+            self.response_literals.pattern_count()
         )
     }
+}
+
+/// The literal families a side's automaton needs: those of the detectors
+/// some profile has on for that side. Prompts are scored for injection,
+/// answers for refusals and topics; both can carry blocked terms and canaries.
+fn side_families(
+    policy: &Policy,
+    profiles: &[Profile],
+    side: SideOf,
+    injection: &InjectionScorer,
+    refusal: &RefusalDetector,
+    topics: &TopicSet,
+) -> Vec<LiteralFamily> {
+    let request = side == SideOf::Request;
+    let on = |kind| profiles.iter().any(|p| p.rule_on(kind, request).is_some());
+    let mut families = Vec::new();
+    for (i, (_, terms)) in policy.blocked_terms.iter().enumerate() {
+        if on(DetectorKind::BlockedTerm(i as u16)) {
+            families.push(blocked_terms_family(i as u16, terms));
+        }
+    }
+    if !policy.canaries.is_empty() && on(DetectorKind::Canary(0)) {
+        families.push(crate::leak::canary_family(&policy.canaries));
+    }
+    match side {
+        SideOf::Request => {
+            if on(DetectorKind::Injection) {
+                families.push(injection.literal_family());
+            }
+        }
+        SideOf::Response => {
+            if on(DetectorKind::Refusal) {
+                families.push(refusal.literal_family());
+            }
+            let topic_families = topics.literal_families().into_iter().enumerate();
+            families.extend(
+                topic_families
+                    .filter(|(i, _)| on(DetectorKind::Topic(*i as u16)))
+                    .map(|(_, family)| family),
+            );
+        }
+    }
+    families
 }
 
 #[cfg(test)]

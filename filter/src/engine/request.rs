@@ -255,7 +255,7 @@ impl Engine {
                 .rule_on(DetectorKind::Injection, true)
                 .filter(|_| user_controlled);
             // One literal pass serves injection scoring and the span finder.
-            let scan = injection_rule.map(|_| self.literals.scan_text(&segment.text, true));
+            let scan = injection_rule.map(|_| self.request_literals.scan_text(&segment.text, true));
             let segment_spans = RequestSpans {
                 scan: scan.as_ref(),
                 ..spans

@@ -49,7 +49,7 @@ impl SpanContext<'_> {
         // Canaries are worth a second look inside encoded blobs: echoing a
         // secret in base64 is the oldest exfiltration trick.
         let decode = !self.request() && !self.engine.policy.canaries.is_empty();
-        let scan = self.engine.literals.scan_text(text, decode);
+        let scan = self.engine.literals(self.side).scan_text(text, decode);
         self.find_with_scan(text, &scan, out);
     }
 

@@ -482,3 +482,44 @@ fn a_prompt_scanned_once_for_injection_and_spans_acts_on_its_own_text_only() {
     assert_eq!(blocked_terms(encoded, "user"), vec![]);
     assert_eq!(blocked_terms(encoded, "assistant"), vec![]);
 }
+
+#[test]
+fn each_side_compiles_only_the_literal_families_its_detectors_use() {
+    use crate::literals::Family;
+    let e = engine("{}");
+    assert_eq!(e.request_literals.families(), &[Family::Injection]);
+    assert_eq!(e.response_literals.families(), &[Family::Refusal]);
+
+    let e = engine(
+        r#"{"blocked_terms": {"competitors": ["Globex"]}, "canaries": ["ZX-CANARY-7731"],
+            "detectors": {"injection": {"enabled": false}},
+            "routes": [{"name": "care", "path_prefix": "/care", "topics": ["medical_advice"]}]}"#,
+    );
+    let request = e.request_literals.families();
+    assert!(request.contains(&Family::Blocked(0)), "{request:?}");
+    assert!(!request.contains(&Family::Injection), "{request:?}");
+    assert!(!request.contains(&Family::Refusal), "{request:?}");
+    let response = e.response_literals.families();
+    let medical = e
+        .topics
+        .topics()
+        .iter()
+        .position(|t| t.name == "medical_advice")
+        .unwrap();
+    for family in [
+        Family::Blocked(0),
+        Family::Canary,
+        Family::Refusal,
+        Family::Topic(medical as u16),
+    ] {
+        assert!(response.contains(&family), "{family:?} in {response:?}");
+    }
+    assert!(!response.contains(&Family::Injection), "{response:?}");
+    assert_eq!(
+        response
+            .iter()
+            .filter(|f| matches!(f, Family::Topic(_)))
+            .count(),
+        1
+    );
+}

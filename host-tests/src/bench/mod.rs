@@ -323,7 +323,7 @@ pub fn run(config: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Result<Repor
     // stream frame pays for the hold-back's window scans; timed alone, they
     // are ceilings the full figures above cannot pass.
     progress("limits: the literal pass and the hold-back's scanning alone");
-    let literals = native.engine.literals();
+    let literals = native.engine.response_literals();
     report.literal_patterns = literals.pattern_count();
     let literal_pass_s = seconds_per_call(timing, || literals.scan_text(&text, false).hits.len());
     report.literal_pass_mb_s = mb_per_s(text.len(), literal_pass_s);
