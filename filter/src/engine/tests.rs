@@ -155,6 +155,22 @@ fn invalid_custom_pattern_names_its_path() {
 }
 
 #[test]
+fn an_injection_phrase_of_invisible_characters_names_its_path() {
+    // Not empty as written, so policy validation lets it through; empty
+    // once normalised, which the scorer's check catches before any automaton.
+    let err = Engine::from_json(
+        "{\"injection\": {\"phrases\": [{\"phrase\": \"\u{200b}\u{200b}\", \"weight\": 1}]}}"
+            .as_bytes(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().starts_with("injection.phrases"), "{err}");
+    assert!(
+        err.to_string().contains("empty after normalisation"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unknown_topic_on_a_route_is_rejected() {
     let err = Engine::from_json(
         br#"{"routes": [{"name": "a", "path_prefix": "/a", "topics": ["astrology"]}]}"#,
