@@ -40,9 +40,10 @@
 //! override ("ignore all previous instructions", weight 1.0) blocks alone;
 //! weak persona words ("unfiltered", 0.3) only matter together.
 
-use crate::literals::{Family, LiteralFamily, LiteralItem, LiteralSet, Source, TextScan};
+use crate::literals::{
+    Family, LazyLiteralSet, LiteralFamily, LiteralItem, LiteralSet, Source, TextScan,
+};
 use crate::normalize::Obfuscation;
-use std::sync::OnceLock;
 
 /// Default score at which a prompt is suspect (flag).
 pub const DEFAULT_SUSPECT: f32 = 0.5;
@@ -546,9 +547,7 @@ fn builtin() -> Vec<(String, Role)> {
 #[derive(Debug, Clone)]
 pub struct InjectionScorer {
     phrases: Vec<(String, Role)>,
-    /// Compiled on the first [`InjectionScorer::score`]: the engine scans
-    /// with its shared set and never needs this one.
-    set: OnceLock<LiteralSet>,
+    set: LazyLiteralSet,
     suspect: f32,
     block: f32,
 }
@@ -587,7 +586,7 @@ impl InjectionScorer {
         LiteralSet::check(std::slice::from_ref(&extras))?;
         Ok(InjectionScorer {
             phrases,
-            set: OnceLock::new(),
+            set: LazyLiteralSet::default(),
             suspect: suspect_threshold,
             block: block_threshold,
         })
@@ -659,9 +658,7 @@ impl InjectionScorer {
     }
 
     fn own_set(&self) -> &LiteralSet {
-        self.set.get_or_init(|| {
-            LiteralSet::build(std::slice::from_ref(&self.literal_family())).unwrap_or_default()
-        })
+        self.set.get(|| vec![self.literal_family()])
     }
 
     /// Scores `text` with the scorer's own automaton (normalising it and

@@ -24,10 +24,11 @@
 //!
 //! The DFA is a few % faster but 35 times larger and 8 times slower to
 //! build — and every proxy worker compiles the policy, in wasm. The
-//! contiguous NFA is the choice for sets that large. The whole [`LiteralSet::build`] (expansion
-//! and pattern normalisation included) takes ~30–50 ms for the built-in
-//! families, and [`LiteralSet::scan`], chain resolution included, runs at
-//! ~190 MB/s on prose (~90 MB/s on text dense with phrase words).
+//! contiguous NFA is the choice for sets that large. The whole
+//! [`LiteralSet::build`] (expansion and pattern normalisation included)
+//! takes ~30–50 ms for the built-in families, and [`LiteralSet::scan`],
+//! chain resolution included, runs at ~190 MB/s on prose (~90 MB/s on text
+//! dense with phrase words).
 //!
 //! The pattern count is what the automaton costs in memory and build time:
 //! a template whose product runs to hundreds of variants is chained with
@@ -72,6 +73,7 @@
 use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use std::sync::OnceLock;
 
 use crate::normalize::{decode_blobs, normalize, Decoded, Normalized};
 
@@ -404,12 +406,10 @@ impl LiteralSet {
             .max()
             .unwrap_or(0)
             .max(chain_max_len);
-        let ac = match compile {
-            _ if patterns.is_empty() => None,
-            Compile::Nothing => None,
-            Compile::BySize => Some(automaton(&patterns, None)?),
-            #[cfg(test)]
-            Compile::As(kind) => Some(automaton(&patterns, Some(kind))?),
+        let ac = if patterns.is_empty() {
+            None
+        } else {
+            automaton(&patterns, compile)?
         };
         Ok(LiteralSet {
             ac,
@@ -643,7 +643,7 @@ impl LiteralSet {
 /// What [`LiteralSet::build_as`] compiles after checking the families.
 #[derive(Clone, Copy)]
 enum Compile {
-    /// The automaton kind [`automaton`] picks by size.
+    /// A contiguous NFA, or a DFA when the NFA is small enough.
     BySize,
     /// No automaton: a check only.
     Nothing,
@@ -656,9 +656,8 @@ enum Compile {
 /// the DFA's table is ~15–20 times the NFA's, so this keeps it to a few MB.
 const DFA_MAX_NFA_BYTES: usize = 256 * 1024;
 
-/// The automaton over `patterns`: a contiguous NFA, or a DFA when the NFA
-/// is small enough (`kind` forces one, for tests comparing the two).
-fn automaton(patterns: &[String], kind: Option<AhoCorasickKind>) -> Result<AhoCorasick, String> {
+/// The automaton `compile` asks for over `patterns`.
+fn automaton(patterns: &[String], compile: Compile) -> Result<Option<AhoCorasick>, String> {
     let build = |kind| {
         AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
@@ -666,16 +665,36 @@ fn automaton(patterns: &[String], kind: Option<AhoCorasickKind>) -> Result<AhoCo
             .build(patterns)
             .map_err(|e| format!("literal automaton: {e}"))
     };
-    match kind {
-        Some(kind) => build(kind),
-        None => {
+    let ac = match compile {
+        Compile::Nothing => return Ok(None),
+        Compile::BySize => {
             let nfa = build(AhoCorasickKind::ContiguousNFA)?;
             if nfa.memory_usage() <= DFA_MAX_NFA_BYTES {
-                build(AhoCorasickKind::DFA)
+                build(AhoCorasickKind::DFA)?
             } else {
-                Ok(nfa)
+                nfa
             }
         }
+        #[cfg(test)]
+        Compile::As(kind) => build(kind)?,
+    };
+    Ok(Some(ac))
+}
+
+/// A literal set compiled on its first use: the automaton a stand-alone
+/// scorer (`InjectionScorer::score`, `TopicSet::classify`, ...) scans with.
+/// The engine scans with its own per-side sets and never builds these. The
+/// families must have passed [`LiteralSet::check`] (or be built-in and
+/// tested) when the scorer was made; a build that fails anyway gives the
+/// empty set.
+#[derive(Debug, Clone, Default)]
+pub struct LazyLiteralSet(OnceLock<LiteralSet>);
+
+impl LazyLiteralSet {
+    /// The set, compiled from `families()` on the first call.
+    pub fn get(&self, families: impl FnOnce() -> Vec<LiteralFamily>) -> &LiteralSet {
+        self.0
+            .get_or_init(|| LiteralSet::build(&families()).unwrap_or_default())
     }
 }
 

@@ -10,8 +10,7 @@
 //! laugh" are not refusals. Phrases in the opening [`OPENING_BYTES`] of the
 //! response weigh [`OPENING_BOOST`] times more: refusals lead.
 
-use crate::literals::{Family, LiteralFamily, LiteralItem, LiteralSet, TextScan};
-use std::sync::OnceLock;
+use crate::literals::{Family, LazyLiteralSet, LiteralFamily, LiteralItem, TextScan};
 
 /// Default score at which a response counts as a refusal.
 pub const DEFAULT_THRESHOLD: f32 = 1.0;
@@ -74,9 +73,7 @@ pub struct RefusalVerdict {
 #[derive(Debug, Clone)]
 pub struct RefusalDetector {
     phrases: Vec<(String, f32)>,
-    /// Compiled on the first [`RefusalDetector::score`]: the engine scans
-    /// with its shared set and never needs this one.
-    set: OnceLock<LiteralSet>,
+    set: LazyLiteralSet,
     threshold: f32,
 }
 
@@ -90,7 +87,7 @@ impl RefusalDetector {
         }
         Ok(RefusalDetector {
             phrases: builtin(),
-            set: OnceLock::new(),
+            set: LazyLiteralSet::default(),
             threshold,
         })
     }
@@ -120,9 +117,7 @@ impl RefusalDetector {
 
     /// Scores `text` with the detector's own automaton.
     pub fn score(&self, text: &str) -> RefusalVerdict {
-        let set = self
-            .set
-            .get_or_init(|| LiteralSet::build(&[self.literal_family()]).unwrap_or_default());
+        let set = self.set.get(|| vec![self.literal_family()]);
         self.score_scan(&set.scan_text(text, false))
     }
 
@@ -245,7 +240,7 @@ mod tests {
     #[test]
     fn works_in_a_shared_literal_set() {
         let d = det();
-        let set = LiteralSet::build(&[
+        let set = crate::literals::LiteralSet::build(&[
             d.literal_family(),
             crate::leak::canary_family(&["zz-top-9".into()]),
         ])

@@ -12,8 +12,7 @@
 //! medical small talk, "pregnant" near "candidate" is a hiring question about
 //! a protected characteristic.
 
-use crate::literals::{Family, LiteralFamily, LiteralItem, LiteralSet, TextScan};
-use std::sync::OnceLock;
+use crate::literals::{Family, LazyLiteralSet, LiteralFamily, LiteralItem, LiteralSet, TextScan};
 
 /// One topic classifier.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,9 +53,7 @@ const REPEAT_FACTOR: f32 = 0.25;
 #[derive(Debug, Clone)]
 pub struct TopicSet {
     topics: Vec<TopicSpec>,
-    /// Compiled on the first [`TopicSet::classify`]: the engine scans with
-    /// its shared set and never needs this one.
-    set: OnceLock<LiteralSet>,
+    set: LazyLiteralSet,
 }
 
 impl TopicSet {
@@ -82,7 +79,7 @@ impl TopicSet {
         LiteralSet::check(&Self::families_of(&topics)).map_err(|e| format!("topics: {e}"))?;
         Ok(TopicSet {
             topics,
-            set: OnceLock::new(),
+            set: LazyLiteralSet::default(),
         })
     }
 
@@ -127,9 +124,7 @@ impl TopicSet {
 
     /// Classifies `text` with the set's own automaton.
     pub fn classify(&self, text: &str) -> Vec<TopicVerdict> {
-        let set = self
-            .set
-            .get_or_init(|| LiteralSet::build(&self.literal_families()).unwrap_or_default());
+        let set = self.set.get(|| self.literal_families());
         self.classify_scan(&set.scan_text(text, false))
     }
 
